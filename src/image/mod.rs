@@ -1,0 +1,260 @@
+//! The image as a value (after go-containerregistry's `pkg/v1`): a config, an ordered list of layers, and the
+//! manifest derived from them. Where its bytes live (a file we built, a blob already in a registry, bytes in
+//! memory) is recorded per blob, so the same value can flow to a registry, an OCI layout or an archive.
+
+mod config;
+mod digest;
+mod manifest;
+mod name;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
+pub use digest::{Digest, HashingWriter, InvalidDigest, digest_file};
+pub use manifest::{Descriptor, Index, Manifest, Platform, media_type, to_canonical_json};
+pub use name::{ImageName, ImageRef, InvalidName, is_loopback_host};
+
+/// Where a blob's bytes can be read from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BlobSource {
+    /// A file on disk: a layer we built, or a blob in an OCI layout. Streamed, never read whole.
+    File(PathBuf),
+    /// Small bytes held in memory: configs and manifests only.
+    Bytes(Bytes),
+    /// A blob that sits in a registry repository (a base image's layer). Pushing to the same registry mounts it;
+    /// it is never downloaded to build.
+    Registry(ImageName),
+}
+
+/// A blob and where to get it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob {
+    pub descriptor: Descriptor,
+    pub source: BlobSource,
+}
+
+/// A layer: its compressed blob and the digest of its uncompressed tar (the config's `diff_id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub blob: Blob,
+    pub diff_id: Digest,
+}
+
+/// An image value. Functions that change it take `self` and return the new value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    config: ImageConfig,
+    layers: Vec<Layer>,
+    annotations: BTreeMap<String, String>,
+}
+
+impl Image {
+    /// The empty image (`FROM scratch`) for a platform.
+    pub fn scratch(platform: &Platform) -> Image {
+        let config = ImageConfig {
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
+            variant: platform.variant.clone(),
+            ..ImageConfig::default()
+        };
+        Image { config, layers: Vec::new(), annotations: BTreeMap::new() }
+    }
+
+    /// An image from a base's config and layers (layer count must match `rootfs.diff_ids`; the caller checks).
+    pub fn from_parts(config: ImageConfig, layers: Vec<Layer>) -> Image {
+        Image { config, layers, annotations: BTreeMap::new() }
+    }
+
+    pub fn config(&self) -> &ImageConfig {
+        &self.config
+    }
+
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.annotations
+    }
+
+    pub fn platform(&self) -> Platform {
+        Platform::new(&self.config.os, &self.config.architecture, self.config.variant.as_deref())
+    }
+
+    /// The image with its config changed by `f`.
+    pub fn with_config(mut self, f: impl FnOnce(&mut ImageConfig)) -> Image {
+        f(&mut self.config);
+        self
+    }
+
+    /// The image with `layer` on top, recorded in `rootfs` and `history`.
+    pub fn with_layer(mut self, layer: Layer, history: History) -> Image {
+        self.config.rootfs.diff_ids.push(layer.diff_id.clone());
+        self.config.history.push(history);
+        self.layers.push(layer);
+        self
+    }
+
+    /// The image with a history entry for an instruction that made no layer.
+    pub fn with_empty_history(mut self, mut history: History) -> Image {
+        history.empty_layer = Some(true);
+        self.config.history.push(history);
+        self
+    }
+
+    pub fn with_annotations(mut self, annotations: BTreeMap<String, String>) -> Image {
+        self.annotations.extend(annotations);
+        self
+    }
+
+    /// The config blob: serialised bytes and their descriptor.
+    pub fn config_blob(&self) -> Blob {
+        let bytes = Bytes::from(to_canonical_json(&self.config));
+        let descriptor = Descriptor::new(media_type::OCI_CONFIG, Digest::of(&bytes), bytes.len() as u64);
+        Blob { descriptor, source: BlobSource::Bytes(bytes) }
+    }
+
+    /// The OCI manifest for this image, with its bytes and digest. Docker layer media types of base layers are
+    /// written as their OCI equivalents (the bytes are the same gzip tar), as buildah does for OCI output.
+    pub fn manifest(&self) -> RawManifest {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let mut d = l.blob.descriptor.clone();
+                if d.media_type == media_type::DOCKER_LAYER_GZIP {
+                    d.media_type = media_type::OCI_LAYER_GZIP.into();
+                }
+                d
+            })
+            .collect();
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_MANIFEST.into()),
+            config: self.config_blob().descriptor,
+            layers,
+            subject: None,
+            annotations: (!self.annotations.is_empty()).then(|| self.annotations.clone()),
+        };
+        RawManifest::new(media_type::OCI_MANIFEST, to_canonical_json(&manifest))
+    }
+
+    /// Every blob of the image, config first, then layers bottom-up.
+    pub fn blobs(&self) -> Vec<Blob> {
+        std::iter::once(self.config_blob()).chain(self.layers.iter().map(|l| l.blob.clone())).collect()
+    }
+}
+
+/// Serialised manifest or index bytes with their media type and digest: what gets PUT and what tags point at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawManifest {
+    pub media_type: String,
+    pub bytes: Bytes,
+    pub digest: Digest,
+}
+
+impl RawManifest {
+    pub fn new(media_type: &str, bytes: Vec<u8>) -> Self {
+        let digest = Digest::of(&bytes);
+        RawManifest { media_type: media_type.into(), bytes: bytes.into(), digest }
+    }
+
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(self.media_type.clone(), self.digest.clone(), self.bytes.len() as u64)
+    }
+}
+
+/// Several platform images under one index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageIndex {
+    pub images: Vec<Image>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ImageIndex {
+    pub fn manifest(&self) -> RawManifest {
+        let manifests = self
+            .images
+            .iter()
+            .map(|img| {
+                let mut d = img.manifest().descriptor();
+                d.platform = Some(img.platform());
+                d
+            })
+            .collect();
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_INDEX.into()),
+            manifests,
+            annotations: (!self.annotations.is_empty()).then(|| self.annotations.clone()),
+        };
+        RawManifest::new(media_type::OCI_INDEX, to_canonical_json(&index))
+    }
+}
+
+/// What a build produces and a push publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Artifact {
+    Image(Image),
+    Index(ImageIndex),
+}
+
+impl Artifact {
+    /// The top-level manifest: the one tags point at.
+    pub fn manifest(&self) -> RawManifest {
+        match self {
+            Artifact::Image(i) => i.manifest(),
+            Artifact::Index(i) => i.manifest(),
+        }
+    }
+
+    pub fn images(&self) -> Vec<&Image> {
+        match self {
+            Artifact::Image(i) => vec![i],
+            Artifact::Index(i) => i.images.iter().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(bytes: &'static [u8]) -> Layer {
+        Layer {
+            blob: Blob {
+                descriptor: Descriptor::new(media_type::DOCKER_LAYER_GZIP, Digest::of(bytes), bytes.len() as u64),
+                source: BlobSource::Bytes(Bytes::from_static(bytes)),
+            },
+            diff_id: Digest::of(b"tar"),
+        }
+    }
+
+    #[test]
+    fn with_layer_records_rootfs_and_history_and_is_deterministic() {
+        let img = Image::scratch(&Platform::new("linux", "amd64", None))
+            .with_layer(layer(b"a"), History { created_by: Some("COPY a /".into()), ..Default::default() });
+        assert_eq!(img.config().rootfs.diff_ids.len(), 1);
+        assert_eq!(img.config().history.len(), 1);
+        let m1 = img.manifest();
+        let m2 = img.clone().manifest();
+        assert_eq!(m1.digest, m2.digest);
+        let parsed: Manifest = serde_json::from_slice(&m1.bytes).unwrap();
+        assert_eq!(parsed.layers[0].media_type, media_type::OCI_LAYER_GZIP, "docker layer type mapped to OCI");
+        assert_eq!(parsed.config.digest, img.config_blob().descriptor.digest);
+        assert_eq!(img.blobs().len(), 2);
+    }
+
+    #[test]
+    fn index_descriptors_carry_platforms() {
+        let a = Image::scratch(&Platform::new("linux", "amd64", None));
+        let b = Image::scratch(&Platform::new("linux", "arm64", Some("v8")));
+        let idx = ImageIndex { images: vec![a, b], annotations: BTreeMap::new() };
+        let parsed: Index = serde_json::from_slice(&idx.manifest().bytes).unwrap();
+        assert_eq!(parsed.manifests.len(), 2);
+        assert_eq!(parsed.manifests[1].platform.as_ref().unwrap().to_string(), "linux/arm64/v8");
+    }
+}

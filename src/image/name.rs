@@ -1,0 +1,210 @@
+//! Image names: a registry host and a repository path, as targets (`REGISTRY/REPOSITORY`) and as `FROM` references.
+
+use std::fmt;
+
+/// A registry and repository, e.g. `ghcr.io` + `octo-org/app`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageName {
+    pub registry: String,
+    pub repository: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InvalidName {
+    #[error("the registry `{0}` is not a valid host[:port]")]
+    Registry(String),
+    #[error(
+        "the repository `{0}` is not valid: use lowercase letters, digits and the separators `.`, `_`, `__`, `-` \
+         between path components separated by `/` (for example `octo-org/app`)"
+    )]
+    Repository(String),
+    #[error("the image reference `{0}` is not valid: {1}")]
+    Reference(String, String),
+}
+
+/// Docker Hub's canonical names, as every client resolves short names.
+pub const DOCKER_HUB: &str = "docker.io";
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+impl ImageName {
+    /// A target name: registry and repository are lowercased (registries require it, owners often have capitals),
+    /// then checked against the distribution grammar.
+    pub fn new(registry: &str, repository: &str) -> Result<Self, InvalidName> {
+        let registry = registry.trim().trim_end_matches('/').to_ascii_lowercase();
+        let registry = registry.strip_prefix("https://").or_else(|| registry.strip_prefix("http://")).unwrap_or(&registry).to_string();
+        let repository = repository.trim().trim_matches('/').to_ascii_lowercase();
+        if !valid_host(&registry) {
+            return Err(InvalidName::Registry(registry));
+        }
+        if !valid_repository(&repository) {
+            return Err(InvalidName::Repository(repository));
+        }
+        Ok(ImageName { registry, repository })
+    }
+
+    /// The host to talk HTTP to (`docker.io` is served from `registry-1.docker.io`).
+    pub fn api_host(&self) -> &str {
+        if self.registry == DOCKER_HUB { DOCKER_HUB_API } else { &self.registry }
+    }
+
+    /// Loopback registries speak plain HTTP, as Docker assumes.
+    pub fn is_loopback(&self) -> bool {
+        is_loopback_host(&self.registry)
+    }
+}
+
+impl fmt::Display for ImageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)
+    }
+}
+
+/// A parsed `FROM` / pull reference: name plus tag and/or digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub name: ImageName,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses with Docker's normalisation (`busybox` is `docker.io/library/busybox:latest`), using oci-client's
+    /// reference grammar.
+    pub fn parse(s: &str) -> Result<Self, InvalidName> {
+        let r: oci_client::Reference =
+            s.parse().map_err(|e: oci_client::ParseError| InvalidName::Reference(s.into(), e.to_string()))?;
+        let registry = match r.registry() {
+            DOCKER_HUB_API | "index.docker.io" => DOCKER_HUB.to_string(),
+            other => other.to_string(),
+        };
+        // oci-client accepts upper case in repositories; the distribution grammar does not.
+        if !valid_repository(r.repository()) {
+            return Err(InvalidName::Reference(s.into(), InvalidName::Repository(r.repository().into()).to_string()));
+        }
+        Ok(ImageRef {
+            name: ImageName { registry, repository: r.repository().to_string() },
+            tag: r.tag().map(str::to_string),
+            digest: r.digest().map(str::to_string),
+        })
+    }
+
+    /// What to ask the registry for: the digest if pinned, else the tag, else `latest`.
+    pub fn reference(&self) -> &str {
+        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = strip_port(host);
+    h == "localhost" || h.starts_with("127.") || h == "[::1]" || h == "::1"
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map(|(h, _)| h).map(|h| &host[..h.len() + 1]).unwrap_or(host);
+    }
+    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+fn valid_host(host: &str) -> bool {
+    if host.is_empty() || host.contains('/') {
+        return false;
+    }
+    let (name, port) = match host.strip_prefix('[') {
+        Some(_) => return host.contains(']'),
+        None => host.rsplit_once(':').map_or((host, None), |(h, p)| (h, Some(p))),
+    };
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return false;
+        }
+    }
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// The distribution spec's repository grammar: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
+fn valid_repository(repo: &str) -> bool {
+    !repo.is_empty() && repo.len() <= 255 && repo.split('/').all(valid_component)
+}
+
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'a'..=b'z' | b'0'..=b'9' => i += 1,
+            b'.' | b'_' | b'-' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'.' | b'_' | b'-') {
+                    i += 1;
+                }
+                let sep = &c[start..i];
+                if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_names_are_lowercased_and_checked() {
+        let n = ImageName::new("GHCR.io", "Octo-Org/App/octo-image").unwrap();
+        assert_eq!(n.to_string(), "ghcr.io/octo-org/app/octo-image");
+        assert!(ImageName::new("127.0.0.1:5000", "a/b").unwrap().is_loopback());
+        assert!(!ImageName::new("ghcr.io", "a/b").unwrap().is_loopback());
+        assert!(matches!(ImageName::new("ghcr.io", "a//b"), Err(InvalidName::Repository(_))));
+        assert!(matches!(ImageName::new("ghcr.io", "a/b c"), Err(InvalidName::Repository(_))));
+        assert!(matches!(ImageName::new("ghcr.io", "a/-b"), Err(InvalidName::Repository(_))));
+        assert!(matches!(ImageName::new("ghcr.io", "a/b...c"), Err(InvalidName::Repository(_))));
+        assert!(ImageName::new("ghcr.io", "a/b__c.d-e---f").is_ok());
+        assert!(matches!(ImageName::new("bad host", "a"), Err(InvalidName::Registry(_))));
+        assert!(matches!(ImageName::new("host:99999", "a"), Err(InvalidName::Registry(_))));
+        assert_eq!(ImageName::new("https://ghcr.io/", "a").unwrap().registry, "ghcr.io");
+    }
+
+    #[test]
+    fn from_references_normalise_like_docker() {
+        let r = ImageRef::parse("busybox").unwrap();
+        assert_eq!(r.name.registry, "docker.io");
+        assert_eq!(r.name.repository, "library/busybox");
+        assert_eq!(r.reference(), "latest");
+        let r = ImageRef::parse("127.0.0.1:5000/base/busybox:1").unwrap();
+        assert_eq!(r.name.registry, "127.0.0.1:5000");
+        assert_eq!(r.name.repository, "base/busybox");
+        assert_eq!(r.tag.as_deref(), Some("1"));
+        assert!(r.name.is_loopback());
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let r = ImageRef::parse(&format!("ghcr.io/o/r@{d}")).unwrap();
+        assert_eq!(r.reference(), d);
+        assert!(ImageRef::parse("UPPER/case").is_err());
+    }
+}

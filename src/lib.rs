@@ -1,0 +1,8 @@
+//! octopush: build container images without a daemon and publish them to GitHub Packages or any OCI registry.
+//!
+//! The library knows nothing of GitHub Actions' environment: the binary's edge (`actions`, `cli`) turns raw inputs
+//! into validated configuration and calls in here.
+
+pub mod image;
+pub mod progress;
+pub mod secret;
