@@ -3,6 +3,11 @@
 //! The library knows nothing of GitHub Actions' environment: the binary's edge (`actions`, `cli`) turns raw inputs
 //! into validated configuration and calls in here.
 
+pub mod build;
+pub mod dockerfile;
 pub mod image;
+pub mod layout;
+pub mod meta;
 pub mod progress;
+pub mod registry;
 pub mod secret;
