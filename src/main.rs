@@ -1,1 +1,3 @@
+mod actions;
+mod cli;
 fn main() {}

@@ -1,0 +1,218 @@
+//! The command line, generated from one table of inputs: every action input is also a `--flag` of the
+//! subcommands that use it, so the action and the CLI cannot drift apart (a test checks `action.yml` against it).
+
+use std::collections::BTreeMap;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::actions::Env;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// `true`/`false`; as a flag, `--name` alone means true.
+    Bool,
+}
+
+/// Which subcommands take an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Publish,
+}
+
+pub struct InputDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub scope: Scope,
+    /// The default `action.yml` declares (expressions the runner evaluates, such as `${{ github.token }}`).
+    pub action_default: Option<&'static str>,
+    pub help: &'static str,
+}
+
+const fn input(name: &'static str, kind: Kind, scope: Scope, action_default: Option<&'static str>, help: &'static str) -> InputDef {
+    InputDef { name, kind, scope, action_default, help }
+}
+
+use Kind::{Bool, Text};
+use Scope::{All, Publish};
+
+/// Every input, in the order `action.yml` lists them.
+pub const INPUTS: &[InputDef] = &[
+    input("command", Text, All, Some("publish"), "What to do: `publish` (build, tag, push) or `meta` (compute tags and labels only)"),
+    input("registry", Text, All, Some("ghcr.io"), "Registry host[:port] to push to (ghcr.io, docker.pkg.github.com or any OCI registry)"),
+    input("repository", Text, All, None, "Repository path in the registry; defaults to the workflow's `owner/repo`, lowercased"),
+    input("images", Text, All, None, "Full image names to push to, one per line (overrides registry and repository), as docker/metadata-action takes them"),
+    input("username", Text, Publish, Some("${{ github.actor }}"), "Registry user name"),
+    input("password", Text, Publish, Some("${{ github.token }}"), "Registry password or token; the workflow token by default"),
+    input("github_token", Text, All, Some("${{ github.token }}"), "Token for GitHub's REST API (repository description and license for labels)"),
+    input("tags", Text, All, None, "Tags: comma-separated plain tags and/or docker/metadata-action `type=` rules, one per line"),
+    input("tag_with_ref", Bool, All, Some("false"), "Tag from the git ref (branch, tag, `pr-N-merge`; `master` becomes `latest`)"),
+    input("tag_with_sha", Bool, All, Some("false"), "Tag with `sha-` and the commit's first 7 characters"),
+    input("flavor", Text, All, None, "docker/metadata-action flavor lines: `latest=auto|true|false`, `prefix=`, `suffix=`"),
+    input("labels", Text, All, None, "Labels, `key=value`, one per line or comma-separated; override the OCI labels computed from the repository"),
+    input("annotations", Text, All, None, "Manifest annotations, `key=value` one per line (`index:` prefix for the index)"),
+    input("add_git_labels", Bool, All, Some("true"), "Add the OCI source, revision and created labels (kept for build-push-action v1 workflows)"),
+    input("pr_head_sha", Bool, All, Some("false"), "On pull requests, use the head commit's sha instead of the merge commit's"),
+    input("path", Text, Publish, Some("."), "Build context directory"),
+    input("dockerfile", Text, Publish, None, "Dockerfile path; defaults to `Dockerfile` in the context"),
+    input("target", Text, Publish, None, "Build stage to stop at"),
+    input("build_args", Text, Publish, None, "Build arguments, `NAME=value`, comma-separated or one per line"),
+    input("platforms", Text, Publish, None, "Platforms to build, e.g. `linux/amd64,linux/arm64`"),
+    input("push", Bool, Publish, Some("true"), "Push to the registry"),
+    input("output", Text, Publish, None, "Also write the image locally: `oci:DIR` (OCI image layout)"),
+    input("ca_file", Text, Publish, None, "PEM file of extra CA certificates to trust for the registry"),
+    input("jobs", Text, Publish, Some("4"), "Blobs transferred at once"),
+];
+
+pub fn command() -> Command {
+    let mut publish = Command::new("publish").about("Build an image from a Dockerfile, tag it and push it");
+    let mut meta = Command::new("meta").about("Compute tags, labels and annotations without building or pushing");
+    for def in INPUTS.iter().filter(|d| d.name != "command") {
+        let arg = flag(def);
+        if def.scope == All {
+            meta = meta.arg(arg.clone());
+        }
+        publish = publish.arg(arg);
+    }
+    publish = publish.arg(
+        Arg::new("example")
+            .long("example")
+            .action(ArgAction::SetTrue)
+            .help("Build the embedded example image (no Dockerfile needed); with no --output and no --registry it goes to ./out/example as an OCI layout"),
+    );
+    Command::new("octopush")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Build and publish container images to GitHub Packages and any OCI registry")
+        .long_about(
+            "Build and publish container images to GitHub Packages and any OCI registry.\n\n\
+             As a GitHub Action (GITHUB_ACTIONS=true) with no subcommand, it runs the `command` input \
+             (default `publish`) with the step's inputs. Every input is also a flag; a flag wins over an input.",
+        )
+        .arg(Arg::new("debug").long("debug").global(true).action(ArgAction::SetTrue).help("Print debug lines"))
+        .subcommand(publish)
+        .subcommand(meta)
+}
+
+fn flag(def: &InputDef) -> Arg {
+    let arg = Arg::new(def.name).long(def.name.replace('_', "-")).help(def.help);
+    match def.kind {
+        Text => arg.num_args(1).value_name("VALUE"),
+        Bool => arg.num_args(0..=1).default_missing_value("true").value_name("BOOL"),
+    }
+}
+
+/// The inputs of one run, raw: flags first, then the step's inputs; nothing parsed or checked yet.
+#[derive(Debug, Clone, Default)]
+pub struct RawInputs {
+    values: BTreeMap<&'static str, String>,
+    pub example: bool,
+}
+
+impl RawInputs {
+    pub fn collect(matches: Option<&ArgMatches>, env: &Env) -> Self {
+        let mut values = BTreeMap::new();
+        for def in INPUTS {
+            let from_flag = matches
+                .and_then(|m| m.try_get_one::<String>(def.name).ok().flatten())
+                .filter(|v| !v.is_empty())
+                .cloned();
+            if let Some(v) = from_flag.or_else(|| env.input(def.name).map(str::to_string)) {
+                values.insert(def.name, v);
+            }
+        }
+        let example = matches.and_then(|m| m.try_get_one::<bool>("example").ok().flatten().copied()).unwrap_or(false);
+        RawInputs { values, example }
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&'static str, &str)]) -> Self {
+        RawInputs { values: pairs.iter().map(|(k, v)| (*k, v.to_string())).collect(), example: false }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A boolean input; `None` when unset. Accepts YAML 1.2's core booleans as the runner's `getBooleanInput` does.
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, String> {
+        match self.get(name).map(str::trim) {
+            None => Ok(None),
+            Some("true" | "True" | "TRUE") => Ok(Some(true)),
+            Some("false" | "False" | "FALSE") => Ok(Some(false)),
+            Some(other) => Err(format!("the `{name}` input must be `true` or `false`, not `{other}`")),
+        }
+    }
+
+    /// The non-empty lines of an input (a multi-line YAML block, or a single line).
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        self.get(name).map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+    }
+
+    /// The entries of a list input that may be comma-separated and/or one per line.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.lines(name).iter().flat_map(|l| l.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
+
+    /// Names of the inputs that were given.
+    pub fn given(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.values.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_step_inputs() {
+        let m = command().get_matches_from(["octopush", "publish", "--registry", "127.0.0.1:5000", "--tag-with-sha"]);
+        let (_, sub) = m.subcommand().unwrap();
+        let env = Env::from_map([("INPUT_REGISTRY".to_string(), "ghcr.io".to_string()), ("INPUT_TAGS".into(), "a,b".into())].into());
+        let raw = RawInputs::collect(Some(sub), &env);
+        assert_eq!(raw.get("registry"), Some("127.0.0.1:5000"));
+        assert_eq!(raw.get("tags"), Some("a,b"));
+        assert_eq!(raw.bool("tag_with_sha"), Ok(Some(true)));
+    }
+
+    #[test]
+    fn booleans_and_lists_parse_like_the_runner() {
+        let raw = RawInputs::from_pairs(&[("push", "False"), ("tag_with_ref", "yes"), ("build_args", "A=1, B=2\nC=3\n\n")]);
+        assert_eq!(raw.bool("push"), Ok(Some(false)));
+        assert!(raw.bool("tag_with_ref").unwrap_err().contains("`tag_with_ref` input must be `true` or `false`"));
+        assert_eq!(raw.list("build_args"), vec!["A=1", "B=2", "C=3"]);
+        assert_eq!(raw.bool("tag_with_sha"), Ok(None));
+    }
+
+    /// `action.yml` and [`INPUTS`] must agree: same names in the same order, same defaults.
+    #[test]
+    fn action_yml_declares_exactly_the_cli_inputs() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
+        let inputs: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let ordered: Vec<String> = text
+            .lines()
+            .skip_while(|l| *l != "inputs:")
+            .skip(1)
+            .take_while(|l| l.starts_with(' '))
+            .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+            .map(|l| l.trim().trim_end_matches(':').to_string())
+            .collect();
+        let expected: Vec<&str> = INPUTS.iter().map(|d| d.name).collect();
+        assert_eq!(ordered, expected);
+        for def in INPUTS {
+            let declared = &inputs["inputs"][def.name];
+            assert_eq!(declared["default"].as_str(), def.action_default, "default of `{}`", def.name);
+            assert!(!declared["description"].as_str().unwrap_or_default().is_empty());
+        }
+        assert_eq!(inputs["runs"]["using"], "docker");
+        for out in ["digest", "imageid", "tags", "tag-names", "version", "labels", "annotations", "json", "metadata"] {
+            assert!(inputs["outputs"].get(out).is_some(), "output `{out}` declared");
+        }
+    }
+
+    #[test]
+    fn meta_takes_only_the_inputs_that_concern_it() {
+        assert!(command().try_get_matches_from(["octopush", "meta", "--tags", "x"]).is_ok());
+        assert!(command().try_get_matches_from(["octopush", "meta", "--password", "x"]).is_err());
+    }
+}
