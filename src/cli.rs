@@ -130,6 +130,11 @@ impl RawInputs {
         RawInputs { values: pairs.iter().map(|(k, v)| (*k, v.to_string())).collect(), example: false }
     }
 
+    /// Sets an input the edge decides (the subcommand, the example's defaults).
+    pub fn set(&mut self, name: &'static str, value: &str) {
+        self.values.insert(name, value.to_string());
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The main job on an embedded default, from a fresh Debian/Ubuntu machine: installs what it needs, builds octopush,
+# starts a throw-away registry on 127.0.0.1, builds the embedded example natively (no Docker daemon), publishes
+# it there with tags from the current commit, writes it as an OCI layout under ./out/example, and checks the
+# result with skopeo, an independent client.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+scripts/install-rust.sh
+# shellcheck disable=SC1091
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+cargo build --release --locked
+bin=target/release/octopush
+
+work=$(mktemp -d)
+cleanup() { [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+cat > "$work/config.yml" <<CONF
+version: 0.1
+log: { level: info }
+storage: { filesystem: { rootdirectory: $work/data } }
+http: { addr: 127.0.0.1:0 }
+CONF
+docker-registry serve "$work/config.yml" > "$work/registry.log" 2>&1 &
+registry_pid=$!
+for _ in $(seq 1 100); do
+  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/registry.log" | head -1 | cut -d: -f2) && [ -n "$port" ] && break
+  sleep 0.05
+done
+[ -n "${port:-}" ] || { echo "the local registry did not start:"; cat "$work/registry.log"; exit 1; }
+registry=127.0.0.1:$port
+echo "== local registry at $registry"
+
+sha=$(git rev-parse HEAD 2>/dev/null || echo 0000000000000000000000000000000000000000)
+echo "== octopush publish --example"
+GITHUB_SHA=$sha GITHUB_REF=refs/heads/main GITHUB_REPOSITORY=octopush/example \
+  "$bin" publish --example --registry "$registry" --repository octopush/example \
+  --tags latest --tag-with-sha --output oci:out/example
+
+echo "== checking with skopeo"
+skopeo inspect --tls-verify=false "docker://$registry/octopush/example:latest" | jq '{Digest, Labels, Layers}'
+skopeo inspect "oci:out/example:latest" | jq '{Digest}'
+echo "done: pushed to $registry (stopped now) and written to ./out/example"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian/Ubuntu machine: installs what the tests need, checks formatting and
+# lints, runs unit and integration tests against real servers, then docker/metadata-action's conformance cases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+scripts/install-rust.sh
+# shellcheck disable=SC1091
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked --all-targets
+
+conformance=../shared/conformance/metadata-action
+if [ -d "$conformance" ]; then
+  echo "== docker/metadata-action conformance ($conformance)"
+  OCTOPUSH_BIN=target/debug/octopush scripts/conformance-meta.sh "$conformance"
+elif [ "${CI:-}" = "true" ]; then
+  echo "error: $conformance is missing; CI always has it beside the clone" >&2
+  exit 1
+else
+  echo "note: $conformance is not beside this clone: skipping the metadata-action conformance cases"
+fi
