@@ -1,0 +1,176 @@
+//! Faults a real registry will not produce on demand, against the scripted fake in `testing.rs`: 5xx then
+//! success, 429 with `Retry-After`, a reset mid-upload, a wrong `Docker-Content-Digest`, a missing `Location`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use super::testing::{FakeRegistry, Reply, fast_client, random_blob};
+use super::{ClientOptions, RegistryError};
+use crate::image::{Digest, ImageName};
+use crate::progress::Collect;
+
+fn name(fake: &FakeRegistry) -> ImageName {
+    ImageName::new(&fake.host(), "a/b").unwrap()
+}
+
+#[tokio::test]
+async fn a_500_then_success_is_retried_once_and_counted() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let fake =
+        FakeRegistry::start(move |_| if c.fetch_add(1, SeqCst) == 0 { Reply::status(500) } else { Reply::status(200) })
+            .await;
+    let client = fast_client(ClientOptions::default());
+    let progress = Arc::new(Collect::default());
+    client.set_progress(progress.clone());
+    assert!(client.blob_exists(&name(&fake), &Digest::of(b"x")).await.unwrap());
+    assert_eq!(fake.seen().len(), 2);
+    assert_eq!(client.retry_count(), 1);
+    let lines = progress.lines();
+    assert!(lines.iter().any(|l| l.starts_with("warning:") && l.contains("500") && l.contains("(2/4)")), "{lines:?}");
+}
+
+#[tokio::test]
+async fn persistent_5xx_gives_up_after_the_policy_attempts() {
+    let fake = FakeRegistry::start(|_| Reply::Respond {
+        status: 503,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: br#"{"errors":[{"code":"UNAVAILABLE","message":"down for maintenance"}]}"#.to_vec(),
+    })
+    .await;
+    let client = fast_client(ClientOptions::default());
+    let e = client.get_manifest(&name(&fake), "latest").await.unwrap_err();
+    assert_eq!(fake.seen().len(), 4, "four tries in all");
+    assert_eq!(client.retry_count(), 3);
+    assert!(matches!(e, RegistryError::Registry { status: 503, .. }), "{e:?}");
+    assert!(e.to_string().contains("down for maintenance"), "{e}");
+}
+
+#[tokio::test]
+async fn a_429_waits_for_retry_after() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let fake = FakeRegistry::start(move |_| {
+        if c.fetch_add(1, SeqCst) == 0 { Reply::with(429, &[("Retry-After", "1")]) } else { Reply::status(404) }
+    })
+    .await;
+    let client = fast_client(ClientOptions::default());
+    let start = Instant::now();
+    assert!(!client.blob_exists(&name(&fake), &Digest::of(b"x")).await.unwrap());
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(950), "waited only {waited:?}; the backoff alone is ~10 ms");
+    assert_eq!(fake.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_reset_mid_upload_restarts_from_a_new_post_with_the_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = random_blob(dir.path(), "blob", 300_000);
+    let digest = layer.blob.descriptor.digest.clone();
+    let puts = Arc::new(AtomicUsize::new(0));
+    let posts = Arc::new(AtomicUsize::new(0));
+    let (p, q, d) = (puts.clone(), posts.clone(), digest.clone());
+    let fake = FakeRegistry::start(move |req| match req.method.as_str() {
+        "POST" => {
+            let n = q.fetch_add(1, SeqCst);
+            Reply::with(202, &[("Location", &format!("/v2/a/b/blobs/uploads/session-{n}?_state=s{n}"))])
+        }
+        "PUT" if p.fetch_add(1, SeqCst) == 0 => Reply::ResetAfter(64 << 10),
+        "PUT" => Reply::with(201, &[("Docker-Content-Digest", d.as_str())]),
+        _ => Reply::status(500),
+    })
+    .await;
+    let client = fast_client(ClientOptions::default());
+    client.upload_blob(&name(&fake), &layer.blob).await.unwrap();
+    let seen = fake.seen();
+    let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
+    assert!(methods.starts_with(&["POST", "PUT"]), "{methods:?}");
+    assert!(methods.ends_with(&["POST", "PUT"]), "{methods:?}");
+    assert_eq!(posts.load(SeqCst), 2, "the upload restarted with a new session");
+    let last = seen.iter().rev().find(|s| s.method == "PUT").unwrap();
+    assert!(last.target.starts_with("/v2/a/b/blobs/uploads/session-1?_state=s1&digest=sha256%3A"), "{}", last.target);
+    assert_eq!(last.body.len(), 300_000);
+    assert_eq!(Digest::of(&last.body), digest, "the whole file was sent again");
+    assert_eq!(last.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(client.retry_count(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_docker_content_digest_is_an_error_and_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = random_blob(dir.path(), "blob", 1000);
+    let fake = FakeRegistry::start(|req| match req.method.as_str() {
+        "POST" => Reply::with(202, &[("Location", "/v2/a/b/blobs/uploads/x")]),
+        "PUT" => Reply::with(201, &[("Docker-Content-Digest", Digest::of(b"something else").as_str())]),
+        _ => Reply::status(204),
+    })
+    .await;
+    let client = fast_client(ClientOptions::default());
+    let e = client.upload_blob(&name(&fake), &layer.blob).await.unwrap_err();
+    match &e {
+        RegistryError::DigestMismatch { expected, actual, .. } => {
+            assert_eq!(expected, &layer.blob.descriptor.digest);
+            assert_eq!(actual, &Digest::of(b"something else"));
+        }
+        other => panic!("expected a digest mismatch, got {other:?}"),
+    }
+    assert_eq!(fake.seen().iter().filter(|s| s.method == "PUT").count(), 1);
+    assert_eq!(fake.seen().iter().filter(|s| s.method == "DELETE").count(), 1, "the failed session is cancelled");
+}
+
+#[tokio::test]
+async fn a_missing_location_is_a_protocol_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = random_blob(dir.path(), "blob", 10);
+    let fake = FakeRegistry::start(|_| Reply::status(202)).await;
+    let client = fast_client(ClientOptions::default());
+    let e = client.upload_blob(&name(&fake), &layer.blob).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Protocol { .. }), "{e:?}");
+    assert!(e.to_string().contains("Location") && e.to_string().contains(&fake.host()), "{e}");
+    assert_eq!(fake.seen().len(), 1, "not retried");
+}
+
+#[tokio::test]
+async fn a_manifest_whose_bytes_do_not_match_the_requested_digest_is_refused() {
+    let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#.to_vec();
+    let fake = FakeRegistry::start(move |_| Reply::Respond {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/vnd.oci.image.manifest.v1+json".into())],
+        body: body.clone(),
+    })
+    .await;
+    let client = fast_client(ClientOptions::default());
+    let wanted = Digest::of(b"another manifest");
+    let e = client.get_manifest(&name(&fake), wanted.as_str()).await.unwrap_err();
+    assert!(matches!(e, RegistryError::DigestMismatch { ref expected, .. } if *expected == wanted), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_stalled_registry_times_out_and_is_retried() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let fake = FakeRegistry::start(move |_| {
+        if c.fetch_add(1, SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(600)); // no answer within the client's timeout
+        }
+        Reply::status(200)
+    })
+    .await;
+    let client = fast_client(ClientOptions { timeout: Duration::from_millis(200), ..ClientOptions::default() });
+    assert!(client.blob_exists(&name(&fake), &Digest::of(b"x")).await.unwrap());
+    assert_eq!(client.retry_count(), 1);
+}
+
+#[tokio::test]
+async fn connection_refused_names_the_registry_input_and_is_not_retried() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    drop(listener); // nothing listens there now
+    let client = fast_client(ClientOptions::default());
+    let e = client.blob_exists(&ImageName::new(&host, "a/b").unwrap(), &Digest::of(b"x")).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Connect { mid_transfer: false, .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains(&host) && m.contains("`registry` input"), "{m}");
+    assert_eq!(client.retry_count(), 0);
+}

@@ -1,0 +1,240 @@
+//! The push pipeline, after go-containerregistry's `remote.Write` / `MultiWrite`: every distinct blob once (HEAD,
+//! else mount from the same registry, else upload or copy registry to registry), `jobs` at a time; then platform
+//! manifests by digest; then the top manifest once per tag, only when everything it references is in place.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde::Serialize;
+
+use super::blobs::Mount;
+use super::transport::Target;
+use super::{Action, RegistryClient, RegistryError};
+use crate::image::{Artifact, Blob, BlobSource, Digest, ImageName, RawManifest};
+use crate::progress::Progress;
+
+/// How often a long upload reports how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// What a push did, for outputs and the job summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushReport {
+    /// The digest of the top manifest (the index for multi-platform images): what the tags point at.
+    pub digest: Digest,
+    pub manifest_size: u64,
+    /// Distinct blobs plus every manifest, in bytes.
+    pub total_size: u64,
+    pub uploaded: usize,
+    pub mounted: usize,
+    pub skipped: usize,
+    pub bytes_uploaded: u64,
+    pub tags: Vec<String>,
+}
+
+enum Outcome {
+    Skipped,
+    Mounted,
+    Uploaded(u64),
+}
+
+/// Pushes `artifact` to `target`, tagged with each of `tags` (by digest only when `tags` is empty).
+pub async fn push(
+    client: &RegistryClient,
+    target: &ImageName,
+    artifact: &Artifact,
+    tags: &[String],
+    progress: &dyn Progress,
+) -> Result<PushReport, RegistryError> {
+    if let Some(bad) = tags.iter().find(|t| !valid_tag(t)) {
+        return Err(RegistryError::InvalidTag(bad.clone()));
+    }
+    let mut blobs: BTreeMap<Digest, Blob> = BTreeMap::new();
+    for image in artifact.images() {
+        for blob in image.blobs() {
+            blobs.entry(blob.descriptor.digest.clone()).or_insert(blob);
+        }
+    }
+    let t = Target::new(target, Action::Push);
+    let outcomes: Vec<Outcome> = stream::iter(blobs.values())
+        .map(|b| push_blob(client, &t, b, progress))
+        .buffer_unordered(client.options().jobs)
+        .try_collect()
+        .await?;
+
+    let children: Vec<RawManifest> = match artifact {
+        Artifact::Image(_) => Vec::new(),
+        Artifact::Index(index) => index.images.iter().map(|i| i.manifest()).collect(),
+    };
+    let mut distinct_children: BTreeMap<Digest, &RawManifest> = BTreeMap::new();
+    for m in &children {
+        distinct_children.entry(m.digest.clone()).or_insert(m);
+    }
+    stream::iter(distinct_children.values())
+        .map(|m| async move {
+            client.put_manifest(target, m.digest.as_str(), m).await?;
+            progress.info(&format!("pushed platform manifest {}", short(&m.digest)));
+            Ok::<_, RegistryError>(())
+        })
+        .buffer_unordered(client.options().jobs)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    let top = artifact.manifest();
+    if tags.is_empty() {
+        client.put_manifest(target, top.digest.as_str(), &top).await?;
+        progress.info(&format!("pushed {target}@{}", top.digest));
+    }
+    for tag in tags {
+        client.put_manifest(target, tag, &top).await?;
+        progress.info(&format!("pushed {target}:{tag} ({})", top.digest));
+    }
+
+    let mut report = PushReport {
+        digest: top.digest.clone(),
+        manifest_size: top.bytes.len() as u64,
+        total_size: blobs.values().map(|b| b.descriptor.size).sum::<u64>()
+            + distinct_children.values().map(|m| m.bytes.len() as u64).sum::<u64>()
+            + top.bytes.len() as u64,
+        uploaded: 0,
+        mounted: 0,
+        skipped: 0,
+        bytes_uploaded: 0,
+        tags: tags.to_vec(),
+    };
+    for o in outcomes {
+        match o {
+            Outcome::Skipped => report.skipped += 1,
+            Outcome::Mounted => report.mounted += 1,
+            Outcome::Uploaded(n) => {
+                report.uploaded += 1;
+                report.bytes_uploaded += n;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// One blob: HEAD, else mount (same registry), else upload from its source, reporting a line for each.
+async fn push_blob(
+    client: &RegistryClient,
+    t: &Target,
+    blob: &Blob,
+    progress: &dyn Progress,
+) -> Result<Outcome, RegistryError> {
+    let d = &blob.descriptor;
+    let lock = client.blob_lock(&t.name, &d.digest);
+    let _only_one = lock.lock().await;
+    if client.blob_exists_as(t, &d.digest).await? {
+        progress.info(&format!("exists {} ({})", short(&d.digest), human(d.size)));
+        return Ok(Outcome::Skipped);
+    }
+    let mut session = None;
+    if let BlobSource::Registry(from) = &blob.source {
+        if from.registry == t.name.registry && from.repository != t.name.repository {
+            match client.try_mount(&t.name, from, &d.digest).await {
+                Ok(Mount::Mounted) => {
+                    progress.info(&format!(
+                        "mounted {} from {} ({})",
+                        short(&d.digest),
+                        from.repository,
+                        human(d.size)
+                    ));
+                    return Ok(Outcome::Mounted);
+                }
+                Ok(Mount::Refused(s)) => {
+                    progress.debug(&format!(
+                        "mount of {} from {} refused; copying it",
+                        short(&d.digest),
+                        from.repository
+                    ));
+                    session = s;
+                }
+                Err(
+                    e @ (RegistryError::Unauthorized { .. }
+                    | RegistryError::Denied { .. }
+                    | RegistryError::NotFound { .. }),
+                ) => {
+                    progress.debug(&format!(
+                        "mount of {} from {} failed ({e}); copying it",
+                        short(&d.digest),
+                        from.repository
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let sent = Arc::new(AtomicU64::new(0));
+    let upload = client.upload_blob_with(t, blob, session, &sent);
+    tokio::pin!(upload);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            r = &mut upload => { r?; break; }
+            _ = tick.tick() => progress.info(&format!(
+                "uploading {}: {} of {}", short(&d.digest), human(sent.load(Ordering::Relaxed)), human(d.size)
+            )),
+        }
+    }
+    let verb = if matches!(blob.source, BlobSource::Registry(_)) { "copied" } else { "uploaded" };
+    progress.info(&format!("{verb} {} ({})", short(&d.digest), human(d.size)));
+    Ok(Outcome::Uploaded(d.size))
+}
+
+/// `sha256:0123456789ab…`, as progress lines show digests.
+fn short(d: &Digest) -> String {
+    format!("{}:{}…", d.algorithm(), d.short())
+}
+
+/// Decimal units, one decimal: `12.3 MB`.
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+/// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(999), "999 B");
+        assert_eq!(human(12_345_678), "12.3 MB");
+        assert_eq!(human(1_500), "1.5 kB");
+        assert_eq!(human(3_000_000_000), "3.0 GB");
+    }
+
+    #[test]
+    fn tag_grammar() {
+        for ok in ["latest", "v1.2.3", "sha-2f2d842", "_x", "A-b_c.d", &"a".repeat(128)] {
+            assert!(valid_tag(ok), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a:b", "ä", &"a".repeat(129)] {
+            assert!(!valid_tag(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn short_digest() {
+        assert_eq!(short(&Digest::of(b"")), "sha256:e3b0c44298fc…");
+    }
+}
