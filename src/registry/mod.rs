@@ -18,6 +18,7 @@ mod manifests;
 mod pull;
 mod push;
 mod retry;
+mod token;
 mod transport;
 mod upload;
 
@@ -95,7 +96,7 @@ struct Inner {
     http: reqwest::Client,
     options: ClientOptions,
     credentials: Mutex<HashMap<String, Credentials>>,
-    auth: auth::AuthState,
+    auth: token::AuthState,
     progress: std::sync::RwLock<Arc<dyn Progress>>,
     /// Hosts that have answered at least once: a connection error to them later is a drop, worth retrying.
     seen: Mutex<HashSet<String>>,
@@ -142,7 +143,7 @@ impl RegistryClient {
                 http,
                 options,
                 credentials: Mutex::new(HashMap::new()),
-                auth: auth::AuthState::default(),
+                auth: token::AuthState::default(),
                 progress: std::sync::RwLock::new(Arc::new(Quiet)),
                 seen: Mutex::new(HashSet::new()),
                 in_flight: Mutex::new(HashMap::new()),

@@ -11,9 +11,10 @@ use reqwest::{Method, Response};
 use url::Url;
 
 use super::RegistryClient;
-use super::auth::{self, Credentials, Scheme, TokenRequest};
+use super::auth::{self, Credentials, Scheme};
 use super::error::{Action, RegistryError, display_url, summarise_body};
 use super::retry::parse_retry_after;
+use super::token::{self, TokenRequest};
 use crate::image::ImageName;
 
 /// Which repository a request is for, whether it reads or writes, and the token scopes it needs.
@@ -145,7 +146,7 @@ impl RegistryClient {
             plain_http_ok: &plain_http_ok,
         };
         let timeout = self.inner.options.timeout;
-        auth::fetch_token(&self.inner.http, state, &realm, service.as_deref(), &req, timeout).await.map(Some)
+        token::fetch_token(&self.inner.http, state, &realm, service.as_deref(), &req, timeout).await.map(Some)
     }
 
     /// The error for a response whose status the caller did not expect. `what` names the object (`manifest
