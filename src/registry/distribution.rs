@@ -1,11 +1,49 @@
 //! Test harness: a real CNCF distribution registry (Debian's `docker-registry`) on 127.0.0.1:0 in a temporary
-//! directory, optionally with htpasswd auth, with its access log captured so tests can count requests.
+//! directory, open, with htpasswd, or with token auth as ghcr.io does it (a small issuer minting RS256 JWTs with
+//! `openssl`), its access log captured so tests can count requests.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+use super::testing::{FakeRegistry, Reply};
+
+enum Auth<'a> {
+    None,
+    Htpasswd(&'a str, &'a str),
+    Token { realm: &'a str, cert: &'a std::path::Path },
+}
+
+fn openssl(args: &[&str], paths: &[(&str, &std::path::Path)]) {
+    let mut cmd = Command::new(find_binary("openssl").expect("openssl is not installed: apt-get install openssl"));
+    cmd.args(args);
+    for (flag, path) in paths {
+        cmd.arg(flag).arg(path);
+    }
+    let out = cmd.output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An RS256 signature (PKCS#1 v1.5, SHA-256) of `data` with the PEM key at `key`.
+fn sign(key: &std::path::Path, data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run openssl dgst");
+    child.stdin.take().expect("stdin").write_all(data).expect("write to openssl");
+    let out = child.wait_with_output().expect("openssl dgst");
+    assert!(out.status.success(), "openssl dgst failed");
+    out.stdout
+}
 
 pub(crate) struct Distribution {
     child: Child,
@@ -30,15 +68,69 @@ fn find_binary(name: &str) -> Option<PathBuf> {
 impl Distribution {
     /// An open registry.
     pub fn start() -> Distribution {
-        Distribution::launch(None)
+        Distribution::launch(Auth::None)
     }
 
     /// A registry that wants Basic credentials checked against an htpasswd (bcrypt) entry for `user`.
     pub fn start_htpasswd(user: &str, password: &str) -> Distribution {
-        Distribution::launch(Some((user, password)))
+        Distribution::launch(Auth::Htpasswd(user, password))
     }
 
-    fn launch(auth: Option<(&str, &str)>) -> Distribution {
+    /// A registry that wants Bearer tokens from the returned issuer: `user`/`password` get what they ask for,
+    /// anonymous callers `pull` only, like public packages on ghcr.io; wrong credentials get 401.
+    pub async fn start_token_auth(user: &str, password: &str) -> (Distribution, FakeRegistry) {
+        let keys = tempfile::tempdir().expect("tempdir");
+        let (key, cert) = (keys.path().join("key.pem"), keys.path().join("cert.pem"));
+        openssl(
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test-issuer", "-days", "1"],
+            &[("-keyout", &key), ("-out", &cert)],
+        );
+        let der = keys.path().join("cert.der");
+        openssl(&["x509", "-outform", "DER"], &[("-in", &cert), ("-out", &der)]);
+        let x5c = STANDARD.encode(std::fs::read(&der).expect("read cert"));
+        let expected = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
+        let user = user.to_string();
+        let issuer = FakeRegistry::start(move |req| {
+            let _keep = &keys;
+            let Ok(url) = url::Url::parse(&format!("http://issuer{}", req.target)) else { return Reply::status(400) };
+            let authorized = match req.header("authorization") {
+                None => false,
+                Some(h) if h == expected => true,
+                Some(_) => return Reply::status(401),
+            };
+            let access: Vec<serde_json::Value> = url
+                .query_pairs()
+                .filter(|(k, _)| k == "scope")
+                .filter_map(|(_, scope)| {
+                    let mut parts = scope.splitn(3, ':');
+                    let (kind, name, actions) = (parts.next()?.to_string(), parts.next()?.to_string(), parts.next()?);
+                    let actions: Vec<&str> = actions.split(',').filter(|a| authorized || *a == "pull").collect();
+                    Some(serde_json::json!({"type": kind, "name": name, "actions": actions}))
+                })
+                .collect();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+            let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [x5c]});
+            let claims = serde_json::json!({
+                "iss": "test-issuer", "sub": if authorized { user.as_str() } else { "" }, "aud": "test-registry",
+                "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{}", rand::random::<u64>()),
+                "access": access,
+            });
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let signature = sign(&key, input.as_bytes());
+            let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+            let body = serde_json::json!({"token": token, "expires_in": 300}).to_string().into_bytes();
+            Reply::Respond { status: 200, headers: vec![("Content-Type".into(), "application/json".into())], body }
+        })
+        .await;
+        let realm = format!("http://{}/token", issuer.host());
+        (Distribution::launch(Auth::Token { realm: &realm, cert: &cert }), issuer)
+    }
+
+    fn launch(auth: Auth) -> Distribution {
         let Some(bin) = find_binary("docker-registry") else {
             panic!(
                 "docker-registry is not installed: run scripts/install-test-deps.sh (it installs Debian's \
@@ -51,7 +143,14 @@ impl Distribution {
              rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: test-secret\n",
             dir.path().join("data").display()
         );
-        if let Some((user, password)) = auth {
+        if let Auth::Token { realm, cert } = auth {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: test-registry\n    issuer: test-issuer\n    \
+                 rootcertbundle: {}\n",
+                cert.display()
+            ));
+        }
+        if let Auth::Htpasswd(user, password) = auth {
             let Some(htpasswd) = find_binary("htpasswd") else {
                 panic!("htpasswd is not installed: run scripts/install-test-deps.sh (package apache2-utils)");
             };

@@ -218,3 +218,62 @@ async fn resolve_image_picks_the_platform_from_an_index_without_downloading_laye
     .unwrap_err();
     assert!(matches!(e, RegistryError::NotFound { .. }), "{e:?}");
 }
+
+/// The `scope` parameters of a token request, in order.
+fn scopes(req: &super::testing::Seen) -> Vec<String> {
+    let url = url::Url::parse(&format!("http://issuer{}", req.target)).unwrap();
+    url.query_pairs().filter(|(k, _)| k == "scope").map(|(_, v)| v.into_owned()).collect()
+}
+
+#[tokio::test]
+async fn token_auth_like_ghcr_one_token_per_scope_set_mount_scopes_and_refusals() {
+    let (reg, issuer) = Distribution::start_token_auth("octocat", "ghp_right").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = fast_client(ClientOptions::default());
+    client.set_credentials(&reg.host, Credentials::new("octocat", Secret::new("ghp_right")));
+    let base = name(&reg, "octo-org/base");
+    let artifact = Artifact::Image(image("linux/amd64", vec![gzip_layer(dir.path(), "base", &[("bin/sh", b"sh")])]));
+    push(&client, &base, &artifact, &["1".into()], &Collect::default()).await.unwrap();
+    let seen = issuer.seen();
+    assert_eq!(seen.len(), 1, "one token served every request of the push: {seen:?}");
+    assert_eq!(scopes(&seen[0]), vec!["repository:octo-org/base:pull,push"]);
+    assert!(seen[0].target.contains("service=test-registry"));
+    assert!(seen[0].header("authorization").is_some_and(|h| h.starts_with("Basic ")));
+
+    let r = ImageRef::parse(&format!("{}/octo-org/base:1", reg.host)).unwrap();
+    let resolved = resolve_image(&client, &r, &Platform::new("linux", "amd64", None)).await.unwrap();
+    let app = name(&reg, "octo-org/app");
+    let report = push(&client, &app, &Artifact::Image(resolved), &["1".into()], &Collect::default()).await.unwrap();
+    assert_eq!(report.mounted, 1);
+    let mount_tokens: Vec<_> = issuer
+        .seen()
+        .iter()
+        .map(scopes)
+        .filter(|s| s == &["repository:octo-org/app:pull,push", "repository:octo-org/base:pull"])
+        .collect();
+    assert_eq!(mount_tokens.len(), 1, "both scopes in one token request: {:?}", issuer.seen());
+
+    let anonymous = fast_client(ClientOptions::default());
+    assert_eq!(anonymous.get_manifest(&base, "1").await.unwrap().digest, artifact.manifest().digest);
+    assert!(issuer.seen().last().unwrap().header("authorization").is_none(), "anonymous token request");
+    let e = push(&anonymous, &name(&reg, "octo-org/other"), &artifact, &["1".into()], &Collect::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RegistryError::Unauthorized { action: super::Action::Push, .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains("permissions: packages: write") && m.contains("Manage Actions access"), "{m}");
+
+    let wrong = fast_client(ClientOptions::default());
+    wrong.set_credentials(&reg.host, Credentials::new("octocat", Secret::new("ghp_wrong")));
+    let e = push(&wrong, &app, &artifact, &["2".into()], &Collect::default()).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "the registry {} rejected the credentials for octocat: check the `username` and `password` inputs",
+            reg.host
+        )
+    );
+    for text in [format!("{e}"), format!("{e:?}"), format!("{client:?}"), format!("{wrong:?}")] {
+        assert!(!text.contains("ghp_") && !text.contains("eyJ"), "a secret leaked: {text}");
+    }
+}
