@@ -68,12 +68,45 @@ fn find_binary(name: &str) -> Option<PathBuf> {
 impl Distribution {
     /// An open registry.
     pub fn start() -> Distribution {
-        Distribution::launch(Auth::None)
+        Distribution::launch(Auth::None, None)
+    }
+
+    /// An open registry on HTTPS (which it serves over HTTP/2) with a certificate for `registry.test` and
+    /// 127.0.0.1 from a private CA; returns the CA's PEM file too.
+    pub fn start_tls() -> (Distribution, tempfile::TempDir, PathBuf) {
+        let pki = tempfile::tempdir().expect("tempdir");
+        let p = |f: &str| pki.path().join(f);
+        openssl(
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test-ca", "-days", "1"],
+            &[("-keyout", &p("ca.key")), ("-out", &p("ca.pem"))],
+        );
+        openssl(
+            &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=registry.test"],
+            &[("-keyout", &p("server.key")), ("-out", &p("server.csr"))],
+        );
+        std::fs::write(
+            p("ext.cnf"),
+            "subjectAltName=DNS:registry.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write ext.cnf");
+        openssl(
+            &["x509", "-req", "-days", "1", "-set_serial", "2"],
+            &[
+                ("-in", &p("server.csr")),
+                ("-CA", &p("ca.pem")),
+                ("-CAkey", &p("ca.key")),
+                ("-extfile", &p("ext.cnf")),
+                ("-out", &p("server.pem")),
+            ],
+        );
+        let reg = Distribution::launch(Auth::None, Some((&p("server.pem"), &p("server.key"))));
+        let ca = p("ca.pem");
+        (reg, pki, ca)
     }
 
     /// A registry that wants Basic credentials checked against an htpasswd (bcrypt) entry for `user`.
     pub fn start_htpasswd(user: &str, password: &str) -> Distribution {
-        Distribution::launch(Auth::Htpasswd(user, password))
+        Distribution::launch(Auth::Htpasswd(user, password), None)
     }
 
     /// A registry that wants Bearer tokens from the returned issuer: `user`/`password` get what they ask for,
@@ -127,10 +160,10 @@ impl Distribution {
         })
         .await;
         let realm = format!("http://{}/token", issuer.host());
-        (Distribution::launch(Auth::Token { realm: &realm, cert: &cert }), issuer)
+        (Distribution::launch(Auth::Token { realm: &realm, cert: &cert }, None), issuer)
     }
 
-    fn launch(auth: Auth) -> Distribution {
+    fn launch(auth: Auth, tls: Option<(&std::path::Path, &std::path::Path)>) -> Distribution {
         let Some(bin) = find_binary("docker-registry") else {
             panic!(
                 "docker-registry is not installed: run scripts/install-test-deps.sh (it installs Debian's \
@@ -143,6 +176,9 @@ impl Distribution {
              rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n  secret: test-secret\n",
             dir.path().join("data").display()
         );
+        if let Some((cert, key)) = tls {
+            config.push_str(&format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()));
+        }
         if let Auth::Token { realm, cert } = auth {
             config.push_str(&format!(
                 "auth:\n  token:\n    realm: {realm}\n    service: test-registry\n    issuer: test-issuer\n    \
@@ -185,7 +221,9 @@ impl Distribution {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on ") {
                     let rest = &line[i + "listening on ".len()..];
-                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                    // `listening on 127.0.0.1:PORT` (with `, tls` after it when serving HTTPS)
+                    let addr: String =
+                        rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
                     }

@@ -277,3 +277,29 @@ async fn token_auth_like_ghcr_one_token_per_scope_set_mount_scopes_and_refusals(
         assert!(!text.contains("ghp_") && !text.contains("eyJ"), "a secret leaked: {text}");
     }
 }
+
+#[tokio::test]
+async fn https_with_a_private_ca_works_over_http2_and_without_the_ca_file_names_it() {
+    let (reg, _pki, ca) = Distribution::start_tls();
+    let addr: std::net::SocketAddr = reg.host.parse().unwrap();
+    let host = format!("registry.test:{}", addr.port());
+    let pinned = |options: ClientOptions| {
+        super::install_crypto();
+        super::RegistryClient::build(options, |b| b.resolve("registry.test", addr)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = Artifact::Image(image("linux/amd64", vec![gzip_layer(dir.path(), "l", &[("f", b"tls")])]));
+    let target = ImageName::new(&host, "tls/app").unwrap();
+
+    let trusted = pinned(ClientOptions { ca_file: Some(ca), ..Default::default() });
+    let r = push(&trusted, &target, &artifact, &["1".into()], &Collect::default()).await.unwrap();
+    assert_eq!(r.uploaded, 2);
+    assert_eq!(trusted.get_manifest(&target, "1").await.unwrap().digest, r.digest);
+    assert!(!reg.requests("PUT", "HTTP/2.0").is_empty(), "HTTP/2 over TLS: {:?}", reg.access_log());
+
+    let untrusted = pinned(ClientOptions::default());
+    let e = push(&untrusted, &target, &artifact, &["1".into()], &Collect::default()).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Tls { .. }), "{e:?}");
+    assert!(e.to_string().contains("`ca_file`") && e.to_string().contains(&host), "{e}");
+    assert_eq!(untrusted.retry_count(), 0, "a certificate problem is not retried");
+}

@@ -117,6 +117,14 @@ impl std::fmt::Debug for RegistryClient {
 
 impl RegistryClient {
     pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
+        RegistryClient::build(options, |b| b)
+    }
+
+    /// `new`, with a last change to the HTTP client builder (tests pin host names to 127.0.0.1 with it).
+    pub(crate) fn build(
+        options: ClientOptions,
+        tweak: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<Self, RegistryError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .connect_timeout(options.connect_timeout)
@@ -131,7 +139,7 @@ impl RegistryClient {
             }
             builder = builder.tls_certs_merge(certs);
         }
-        let http = builder.build().map_err(|e| {
+        let http = tweak(builder).build().map_err(|e| {
             RegistryError::Client(format!(
                 "{} (is a rustls crypto provider installed?)",
                 transport::chain(&e.without_url())

@@ -268,16 +268,18 @@ pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
     super::error::scrub(&parts.join(": "))
 }
 
+/// Whether a rustls error is somewhere in the chain, looking inside `io::Error`s too (hyper-util wraps the
+/// handshake's `io::Error(InvalidData, rustls::Error)` in another `io::Error`, whose `source()` skips both).
 fn is_tls(err: &(dyn StdError + 'static)) -> bool {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) {
+        let mut inner: Option<&(dyn StdError + 'static)> = Some(e);
+        while let Some(i) = inner {
+            if i.downcast_ref::<rustls::Error>().is_some() {
                 return true;
             }
+            inner =
+                i.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|b| b as &(dyn StdError + 'static));
         }
         cur = e.source();
     }
