@@ -151,10 +151,10 @@ async fn a_stalled_registry_times_out_and_is_retried() {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let fake = FakeRegistry::start(move |_| {
-        if c.fetch_add(1, SeqCst) == 0 {
-            std::thread::sleep(Duration::from_millis(600)); // no answer within the client's timeout
+        match c.fetch_add(1, SeqCst) {
+            0 => Reply::After(Duration::from_millis(600), Box::new(Reply::status(200))), // later than the timeout
+            _ => Reply::status(200),
         }
-        Reply::status(200)
     })
     .await;
     let client = fast_client(ClientOptions { timeout: Duration::from_millis(200), ..ClientOptions::default() });
@@ -173,4 +173,30 @@ async fn connection_refused_names_the_registry_input_and_is_not_retried() {
     let m = e.to_string();
     assert!(m.contains(&host) && m.contains("`registry` input"), "{m}");
     assert_eq!(client.retry_count(), 0);
+}
+
+#[tokio::test]
+async fn a_long_upload_logs_how_far_it_got() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = random_blob(dir.path(), "blob", 50_000);
+    let fake = FakeRegistry::start(move |req| match req.method.as_str() {
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::with(202, &[("Location", "/v2/a/b/blobs/uploads/x")]),
+        "PUT" if req.target.contains("/blobs/") => {
+            Reply::After(Duration::from_millis(400), Box::new(Reply::status(201)))
+        }
+        _ => Reply::status(201),
+    })
+    .await;
+    let client = fast_client(ClientOptions { progress_interval: Duration::from_millis(100), ..Default::default() });
+    let img = super::testing::image("linux/amd64", vec![layer]);
+    let progress = Collect::default();
+    let r = super::push(&client, &name(&fake), &crate::image::Artifact::Image(img), &[], &progress).await.unwrap();
+    assert_eq!(r.uploaded, 2);
+    let lines = progress.lines();
+    let periodic =
+        lines.iter().filter(|l| l.starts_with("info: uploading sha256:") && l.contains("of 50.0 kB")).count();
+    assert!(periodic >= 2, "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("uploaded sha256:") && l.ends_with("(50.0 kB)")), "{lines:?}");
+    assert!(client.inner.in_flight.lock().unwrap().is_empty(), "blob locks are released");
 }

@@ -68,6 +68,8 @@ pub struct ClientOptions {
     /// received while streaming a blob (a whole upload may take longer).
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// How often a long blob upload logs how far it got (plain lines: Actions logs are not terminals).
+    pub progress_interval: Duration,
 }
 
 impl Default for ClientOptions {
@@ -82,6 +84,7 @@ impl Default for ClientOptions {
             monolithic_threshold: 64 << 20,
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(30),
+            progress_interval: Duration::from_secs(10),
         }
     }
 }
@@ -229,6 +232,13 @@ impl RegistryClient {
         match self.inner.in_flight.lock() {
             Ok(mut m) => m.entry(key).or_default().clone(),
             Err(_) => Arc::default(),
+        }
+    }
+
+    /// Forgets blob locks nobody holds any more.
+    fn prune_blob_locks(&self) {
+        if let Ok(mut m) = self.inner.in_flight.lock() {
+            m.retain(|_, lock| Arc::strong_count(lock) > 1);
         }
     }
 }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
@@ -15,9 +14,6 @@ use super::transport::Target;
 use super::{Action, RegistryClient, RegistryError};
 use crate::image::{Artifact, Blob, BlobSource, Digest, ImageName, RawManifest};
 use crate::progress::Progress;
-
-/// How often a long upload reports how far it got.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// What a push did, for outputs and the job summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,16 +113,31 @@ pub async fn push(
     Ok(report)
 }
 
-/// One blob: HEAD, else mount (same registry), else upload from its source, reporting a line for each.
+/// One blob, with no other push of the same client working on it at the same time.
 async fn push_blob(
     client: &RegistryClient,
     t: &Target,
     blob: &Blob,
     progress: &dyn Progress,
 ) -> Result<Outcome, RegistryError> {
+    let lock = client.blob_lock(&t.name, &blob.descriptor.digest);
+    let result = {
+        let _only_one = lock.lock().await;
+        push_blob_locked(client, t, blob, progress).await
+    };
+    drop(lock);
+    client.prune_blob_locks();
+    result
+}
+
+/// HEAD, else mount (same registry), else upload from its source, reporting a line for each.
+async fn push_blob_locked(
+    client: &RegistryClient,
+    t: &Target,
+    blob: &Blob,
+    progress: &dyn Progress,
+) -> Result<Outcome, RegistryError> {
     let d = &blob.descriptor;
-    let lock = client.blob_lock(&t.name, &d.digest);
-    let _only_one = lock.lock().await;
     if client.blob_exists_as(t, &d.digest).await? {
         progress.info(&format!("exists {} ({})", short(&d.digest), human(d.size)));
         return Ok(Outcome::Skipped);
@@ -170,7 +181,8 @@ async fn push_blob(
     let sent = Arc::new(AtomicU64::new(0));
     let upload = client.upload_blob_with(t, blob, session, &sent);
     tokio::pin!(upload);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let every = client.options().progress_interval.max(std::time::Duration::from_millis(10));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
             r = &mut upload => { r?; break; }

@@ -37,6 +37,8 @@ pub(crate) enum Reply {
     },
     /// Read this many body bytes, then reset the connection (RST).
     ResetAfter(usize),
+    /// Read the request, wait, then do the rest.
+    After(std::time::Duration, Box<Reply>),
 }
 
 impl Reply {
@@ -119,10 +121,10 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, log: Arc<Mutex<Vec<
             .collect();
         let mut req = Seen { method, target, headers, body: Vec::new() };
         let len: usize = req.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let reply = handler(&req);
+        let mut reply = handler(&req);
         let want = match reply {
             Reply::ResetAfter(n) => n.min(len),
-            Reply::Respond { .. } => len,
+            _ => len,
         };
         while buf.len() < want {
             let mut tmp = [0u8; 65536];
@@ -137,11 +139,16 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, log: Arc<Mutex<Vec<
         if let Ok(mut l) = log.lock() {
             l.push(req.clone());
         }
+        while let Reply::After(d, next) = reply {
+            tokio::time::sleep(d).await;
+            reply = *next;
+        }
         match reply {
             Reply::ResetAfter(_) => {
                 stream.set_zero_linger()?;
                 return Ok(()); // dropping the socket with zero linger sends RST
             }
+            Reply::After(..) => {}
             Reply::Respond { status, headers, body } => {
                 let mut out = format!("HTTP/1.1 {status} Fake\r\n");
                 let mut has_len = false;
