@@ -1,0 +1,115 @@
+//! Test support for the integration tests: real servers on 127.0.0.1 (CNCF distribution registry in four auth
+//! modes, a ghcr-style token issuer, Docker Engine), busybox base images pushed with skopeo, and a runner-like
+//! `Workflow` that runs the octopush binary. Every test gets its own instances; dropping one kills its processes
+//! and removes its temporary directories. A missing tool is a panic that names `scripts/install-test-deps.sh`,
+//! never a silent skip. Verification goes through independent clients (curl, skopeo, docker), never octopush's
+//! own registry client. Use it with `mod common;` from a file in `tests/`.
+#![allow(dead_code, unused_imports)]
+
+pub mod dockerd;
+pub mod http;
+pub mod image;
+pub mod registry;
+pub mod tls;
+pub mod token;
+pub mod workflow;
+
+pub use dockerd::Dockerd;
+pub use http::HttpResponse;
+pub use image::{BaseImage, MultiBase, busybox_rootfs, push_busybox_base, push_busybox_multiplatform};
+pub use registry::{AccessEntry, Auth, Mode, Options, Registry};
+pub use token::{TokenIssuer, TokenRequest};
+pub use workflow::{RunResult, Workflow, assert_no_secret};
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use sha2::Digest as _;
+
+/// Debian package that ships each tool, for the panic message.
+fn package_of(tool: &str) -> &'static str {
+    match tool {
+        "docker-registry" => "docker-registry",
+        "skopeo" => "skopeo",
+        "umoci" => "umoci",
+        "buildah" => "buildah",
+        "busybox" => "busybox-static",
+        "htpasswd" => "apache2-utils",
+        "jq" => "jq",
+        "dockerd" | "docker" | "containerd" | "runc" => "docker.io",
+        "curl" => "curl",
+        "openssl" => "openssl",
+        "python3" => "python3",
+        _ => "?",
+    }
+}
+
+/// The absolute path of `name`, searched in PATH and then in the sbin directories (dockerd lives in /usr/sbin,
+/// which is not on a normal user's PATH). Panics, naming the install script, when it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    // The machine image also carries a newer Docker CLI in /usr/local/bin; the one packaged with the daemon
+    // (docker.io, API 1.41) is the one that matches it.
+    if name == "docker" && Path::new("/usr/bin/docker").is_file() {
+        return PathBuf::from("/usr/bin/docker");
+    }
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    dirs.extend(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!("{name} not found: run scripts/install-test-deps.sh (it installs Debian's {})", package_of(name))
+    })
+}
+
+/// Runs a command to completion and panics with its stdout and stderr unless it succeeded. Returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command to completion with no stdin, capturing its output; panics only if it cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(std::process::Stdio::null());
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Polls `check` every few milliseconds until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends `signal` (a name such as `TERM`) to `pid` with kill(1); the std library only has SIGKILL.
+pub(crate) fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Where tests/support lives, for helper scripts.
+pub fn support_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("support")
+}
