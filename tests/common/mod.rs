@@ -4,8 +4,10 @@
 //! and removes its temporary directories. A missing tool is a panic that names `scripts/install-test-deps.sh`,
 //! never a silent skip. Verification goes through independent clients (curl, skopeo, docker), never octopush's
 //! own registry client. Use it with `mod common;` from a file in `tests/`.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 
+pub mod access;
+pub mod checks;
 pub mod dockerd;
 pub mod http;
 pub mod image;
@@ -14,11 +16,20 @@ pub mod tls;
 pub mod token;
 pub mod workflow;
 
+// Re-exports for the test files; each test binary uses only some of them.
+#[allow(unused_imports)]
+pub use access::AccessEntry;
+#[allow(unused_imports)]
 pub use dockerd::Dockerd;
+#[allow(unused_imports)]
 pub use http::HttpResponse;
+#[allow(unused_imports)]
 pub use image::{BaseImage, MultiBase, busybox_rootfs, push_busybox_base, push_busybox_multiplatform};
-pub use registry::{AccessEntry, Auth, Mode, Options, Registry};
+#[allow(unused_imports)]
+pub use registry::{Auth, Mode, Options, Registry};
+#[allow(unused_imports)]
 pub use token::{TokenIssuer, TokenRequest};
+#[allow(unused_imports)]
 pub use workflow::{RunResult, Workflow, assert_no_secret};
 
 use std::path::{Path, PathBuf};
