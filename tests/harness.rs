@@ -398,3 +398,13 @@ fn assert_no_secret_looks_at_outputs() {
 fn unterminated_heredoc_output_is_an_error() {
     parse_file_command("x<<EOF\nvalue\n");
 }
+
+#[test]
+fn install_script_finds_everything_already_there() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-test-deps.sh");
+    let t = Instant::now();
+    let out = run_ok(Command::new("bash").arg(&script));
+    assert!(out.contains("Debian packages already installed"), "{out}");
+    assert!(out.contains("act already installed"), "{out}");
+    assert!(t.elapsed().as_secs() < 30, "a second run must be quick: {:?}", t.elapsed());
+}
