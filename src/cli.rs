@@ -30,7 +30,13 @@ pub struct InputDef {
     pub help: &'static str,
 }
 
-const fn input(name: &'static str, kind: Kind, scope: Scope, action_default: Option<&'static str>, help: &'static str) -> InputDef {
+const fn input(
+    name: &'static str,
+    kind: Kind,
+    scope: Scope,
+    action_default: Option<&'static str>,
+    help: &'static str,
+) -> InputDef {
     InputDef { name, kind, scope, action_default, help }
 }
 
@@ -39,21 +45,99 @@ use Scope::{All, Publish};
 
 /// Every input, in the order `action.yml` lists them.
 pub const INPUTS: &[InputDef] = &[
-    input("command", Text, All, Some("publish"), "What to do: `publish` (build, tag, push) or `meta` (compute tags and labels only)"),
-    input("registry", Text, All, Some("ghcr.io"), "Registry host[:port] to push to (ghcr.io, docker.pkg.github.com or any OCI registry)"),
-    input("repository", Text, All, None, "Repository path in the registry; defaults to the workflow's `owner/repo`, lowercased"),
-    input("images", Text, All, None, "Full image names to push to, one per line (overrides registry and repository), as docker/metadata-action takes them"),
+    input(
+        "command",
+        Text,
+        All,
+        Some("publish"),
+        "What to do: `publish` (build, tag, push) or `meta` (compute tags and labels only)",
+    ),
+    input(
+        "registry",
+        Text,
+        All,
+        Some("ghcr.io"),
+        "Registry host[:port] to push to (ghcr.io, docker.pkg.github.com or any OCI registry)",
+    ),
+    input(
+        "repository",
+        Text,
+        All,
+        None,
+        "Repository path in the registry; defaults to the workflow's `owner/repo`, lowercased",
+    ),
+    input(
+        "images",
+        Text,
+        All,
+        None,
+        "Full image names to push to, one per line (overrides registry and repository), as docker/metadata-action takes them",
+    ),
     input("username", Text, Publish, Some("${{ github.actor }}"), "Registry user name"),
-    input("password", Text, Publish, Some("${{ github.token }}"), "Registry password or token; the workflow token by default"),
-    input("github_token", Text, All, Some("${{ github.token }}"), "Token for GitHub's REST API (repository description and license for labels)"),
-    input("tags", Text, All, None, "Tags: comma-separated plain tags and/or docker/metadata-action `type=` rules, one per line"),
-    input("tag_with_ref", Bool, All, Some("false"), "Tag from the git ref (branch, tag, `pr-N-merge`; `master` becomes `latest`)"),
+    input(
+        "password",
+        Text,
+        Publish,
+        Some("${{ github.token }}"),
+        "Registry password or token; the workflow token by default",
+    ),
+    input(
+        "github_token",
+        Text,
+        All,
+        Some("${{ github.token }}"),
+        "Token for GitHub's REST API (repository description and license for labels)",
+    ),
+    input(
+        "tags",
+        Text,
+        All,
+        None,
+        "Tags: comma-separated plain tags and/or docker/metadata-action `type=` rules, one per line",
+    ),
+    input(
+        "tag_with_ref",
+        Bool,
+        All,
+        Some("false"),
+        "Tag from the git ref (branch, tag, `pr-N-merge`; `master` becomes `latest`)",
+    ),
     input("tag_with_sha", Bool, All, Some("false"), "Tag with `sha-` and the commit's first 7 characters"),
-    input("flavor", Text, All, None, "docker/metadata-action flavor lines: `latest=auto|true|false`, `prefix=`, `suffix=`"),
-    input("labels", Text, All, None, "Labels, `key=value`, one per line or comma-separated; override the OCI labels computed from the repository"),
-    input("annotations", Text, All, None, "Manifest annotations, `key=value` one per line (`index:` prefix for the index)"),
-    input("add_git_labels", Bool, All, Some("true"), "Add the OCI source, revision and created labels (kept for build-push-action v1 workflows)"),
-    input("pr_head_sha", Bool, All, Some("false"), "On pull requests, use the head commit's sha instead of the merge commit's"),
+    input(
+        "flavor",
+        Text,
+        All,
+        None,
+        "docker/metadata-action flavor lines: `latest=auto|true|false`, `prefix=`, `suffix=`",
+    ),
+    input(
+        "labels",
+        Text,
+        All,
+        None,
+        "Labels, `key=value`, one per line or comma-separated; override the OCI labels computed from the repository",
+    ),
+    input(
+        "annotations",
+        Text,
+        All,
+        None,
+        "Manifest annotations, `key=value` one per line (`index:` prefix for the index)",
+    ),
+    input(
+        "add_git_labels",
+        Bool,
+        All,
+        Some("true"),
+        "Add the OCI source, revision and created labels (kept for build-push-action v1 workflows)",
+    ),
+    input(
+        "pr_head_sha",
+        Bool,
+        All,
+        Some("false"),
+        "On pull requests, use the head commit's sha instead of the merge commit's",
+    ),
     input("path", Text, Publish, Some("."), "Build context directory"),
     input("dockerfile", Text, Publish, None, "Dockerfile path; defaults to `Dockerfile` in the context"),
     input("target", Text, Publish, None, "Build stage to stop at"),
@@ -151,12 +235,20 @@ impl RawInputs {
 
     /// The non-empty lines of an input (a multi-line YAML block, or a single line).
     pub fn lines(&self, name: &str) -> Vec<String> {
-        self.get(name).map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+        self.get(name)
+            .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
     }
 
     /// The entries of a list input that may be comma-separated and/or one per line.
     pub fn list(&self, name: &str) -> Vec<String> {
-        self.lines(name).iter().flat_map(|l| l.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        self.lines(name)
+            .iter()
+            .flat_map(|l| l.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// Names of the inputs that were given.
@@ -173,7 +265,9 @@ mod tests {
     fn flags_win_over_step_inputs() {
         let m = command().get_matches_from(["octopush", "publish", "--registry", "127.0.0.1:5000", "--tag-with-sha"]);
         let (_, sub) = m.subcommand().unwrap();
-        let env = Env::from_map([("INPUT_REGISTRY".to_string(), "ghcr.io".to_string()), ("INPUT_TAGS".into(), "a,b".into())].into());
+        let env = Env::from_map(
+            [("INPUT_REGISTRY".to_string(), "ghcr.io".to_string()), ("INPUT_TAGS".into(), "a,b".into())].into(),
+        );
         let raw = RawInputs::collect(Some(sub), &env);
         assert_eq!(raw.get("registry"), Some("127.0.0.1:5000"));
         assert_eq!(raw.get("tags"), Some("a,b"));
@@ -182,7 +276,8 @@ mod tests {
 
     #[test]
     fn booleans_and_lists_parse_like_the_runner() {
-        let raw = RawInputs::from_pairs(&[("push", "False"), ("tag_with_ref", "yes"), ("build_args", "A=1, B=2\nC=3\n\n")]);
+        let raw =
+            RawInputs::from_pairs(&[("push", "False"), ("tag_with_ref", "yes"), ("build_args", "A=1, B=2\nC=3\n\n")]);
         assert_eq!(raw.bool("push"), Ok(Some(false)));
         assert!(raw.bool("tag_with_ref").unwrap_err().contains("`tag_with_ref` input must be `true` or `false`"));
         assert_eq!(raw.list("build_args"), vec!["A=1", "B=2", "C=3"]);

@@ -18,7 +18,11 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Self {
-        Env { vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect() }
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
     }
 
     pub fn from_map(vars: BTreeMap<String, String>) -> Self {
@@ -50,14 +54,21 @@ impl Env {
         let runner = format!("INPUT_{}", name.replace(' ', "_").to_uppercase());
         let act = format!(
             "INPUT_{}",
-            name.to_uppercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>()
+            name.to_uppercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                .collect::<String>()
         );
         [runner, act].iter().find_map(|k| self.var(k)).filter(|v| !v.is_empty())
     }
 
     /// The runner's `GITHUB_*` variables, as the metadata code takes them.
     pub fn github_vars(&self) -> BTreeMap<String, String> {
-        self.vars.iter().filter(|(k, _)| k.starts_with("GITHUB_") || k.starts_with("RUNNER_")).map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("GITHUB_") || k.starts_with("RUNNER_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The event payload at `GITHUB_EVENT_PATH`, if there is one and it is JSON.
@@ -91,7 +102,12 @@ mod tests {
 
     #[test]
     fn inputs_are_found_as_the_runner_and_act_name_them() {
-        let e = env(&[("INPUT_TAG_WITH_SHA", "true"), ("INPUT_BUILD-ARGS", "A=1"), ("INPUT_MY_DOTTED_NAME", "x"), ("INPUT_EMPTY", "")]);
+        let e = env(&[
+            ("INPUT_TAG_WITH_SHA", "true"),
+            ("INPUT_BUILD-ARGS", "A=1"),
+            ("INPUT_MY_DOTTED_NAME", "x"),
+            ("INPUT_EMPTY", ""),
+        ]);
         assert_eq!(e.input("tag_with_sha"), Some("true"));
         assert_eq!(e.input("build-args"), Some("A=1"));
         assert_eq!(e.input("my.dotted name"), Some("x"), "act turns dots into _");

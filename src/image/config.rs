@@ -154,7 +154,10 @@ mod tests {
         c.set_env("PATH", "/bin");
         c.set_env("A", "1");
         c.set_env("PATH", "/usr/bin:/bin");
-        assert_eq!(c.config.as_ref().unwrap().env.as_ref().unwrap(), &vec!["PATH=/usr/bin:/bin".to_string(), "A=1".into()]);
+        assert_eq!(
+            c.config.as_ref().unwrap().env.as_ref().unwrap(),
+            &vec!["PATH=/usr/bin:/bin".to_string(), "A=1".into()]
+        );
         assert_eq!(c.env("A"), Some("1"));
         assert_eq!(c.env("B"), None);
     }

@@ -196,6 +196,8 @@ impl ImageIndex {
 }
 
 /// What a build produces and a push publishes.
+// One value per build, moved rather than copied around: boxing the image would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Artifact {
     Image(Image),

@@ -31,7 +31,11 @@ impl ImageName {
     /// then checked against the distribution grammar.
     pub fn new(registry: &str, repository: &str) -> Result<Self, InvalidName> {
         let registry = registry.trim().trim_end_matches('/').to_ascii_lowercase();
-        let registry = registry.strip_prefix("https://").or_else(|| registry.strip_prefix("http://")).unwrap_or(&registry).to_string();
+        let registry = registry
+            .strip_prefix("https://")
+            .or_else(|| registry.strip_prefix("http://"))
+            .unwrap_or(&registry)
+            .to_string();
         let repository = repository.trim().trim_matches('/').to_ascii_lowercase();
         if !valid_host(&registry) {
             return Err(InvalidName::Registry(registry));
