@@ -106,6 +106,8 @@ struct Inner {
     /// Per (registry, repository, digest) locks, so two pushes sharing the client never upload one blob twice.
     in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     retries: AtomicU64,
+    /// For plain-HTTP-allowed hosts: whether the host turned out to speak TLS (probed once, as Docker does).
+    speaks_tls: tokio::sync::Mutex<HashMap<String, bool>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -159,6 +161,7 @@ impl RegistryClient {
                 seen: Mutex::new(HashSet::new()),
                 in_flight: Mutex::new(HashMap::new()),
                 retries: AtomicU64::new(0),
+                speaks_tls: tokio::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -201,6 +204,29 @@ impl RegistryClient {
     /// Plain HTTP for loopback hosts (as Docker does) and the configured insecure registries; HTTPS otherwise.
     fn plain_http(&self, host: &str) -> bool {
         is_loopback_host(host) || self.inner.options.insecure_registries.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// The URL to really use: loopback and insecure hosts may speak TLS (a local registry with a test CA), so
+    /// like Docker we try HTTPS first, once per host, and use plain HTTP only when the host does not speak TLS.
+    pub(crate) async fn effective_url(&self, mut url: url::Url) -> url::Url {
+        let host = transport::authority(&url);
+        if url.scheme() != "http" || !self.plain_http(&host) {
+            return url;
+        }
+        let mut known = self.inner.speaks_tls.lock().await;
+        let tls = match known.get(&host) {
+            Some(tls) => *tls,
+            None => {
+                let probe = format!("https://{host}/v2/");
+                let answered = self.inner.http.get(&probe).timeout(Duration::from_secs(5)).send().await.is_ok();
+                known.insert(host.clone(), answered);
+                answered
+            }
+        };
+        if tls {
+            let _ = url.set_scheme("https");
+        }
+        url
     }
 
     /// `SCHEME://HOST/v2/REPOSITORY/SUFFIX`.

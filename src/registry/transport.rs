@@ -56,7 +56,7 @@ impl Body {
 }
 
 /// `host[:port]` of a URL, to decide whether it may get the registry's `Authorization`.
-fn authority(url: &Url) -> String {
+pub(crate) fn authority(url: &Url) -> String {
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
     match url.port() {
         Some(p) => format!("{host}:{p}"),
@@ -77,6 +77,7 @@ impl RegistryClient {
         timeout: Option<Duration>,
     ) -> Result<Response, RegistryError> {
         let host = t.name.api_host().to_ascii_lowercase();
+        let url = self.effective_url(url).await;
         let creds = self.credentials(&t.name);
         let mut authz = self.authorization(t, creds.as_ref()).await?;
         let mut answered_challenge = false;
