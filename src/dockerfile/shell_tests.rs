@@ -1,0 +1,212 @@
+//! Expansion tables: the behaviour BuildKit's shell lexer tests establish, restated as our own cases.
+
+use std::collections::BTreeMap;
+
+use super::shell::{Lexer, NoVars};
+
+fn vars() -> BTreeMap<String, String> {
+    [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `None` means the input is an error.
+const WORD_CASES: &[(&str, Option<&str>)] = &[
+    // quotes and escapes
+    ("hello", Some("hello")),
+    ("he'll'o", Some("hello")),
+    ("he'llo", None),
+    (r"he\'llo", Some("he'llo")),
+    (r"he\\'llo", None),
+    (r"abc\tdef", Some("abctdef")),
+    (r#""abc\tdef""#, Some(r"abc\tdef")),
+    (r#""abc\\tdef""#, Some(r"abc\tdef")),
+    (r"'abc\tdef'", Some(r"abc\tdef")),
+    (r"hello\", Some("hello")),
+    (r"hello\\", Some(r"hello\")),
+    (r#""hello"#, None),
+    (r#""hello\""#, None),
+    (r#""hel'lo""#, Some("hel'lo")),
+    (r"'hello", None),
+    (r"'hello\'", Some(r"hello\")),
+    (r"'hello\\there'", Some(r"hello\\there")),
+    (r#""''""#, Some("''")),
+    (r#"'"hello"'"#, Some(r#""hello""#)),
+    // plain variables
+    ("$.", Some("$.")),
+    ("he$1x", Some("hex")),
+    ("he$.x", Some("he$.x")),
+    ("he$pwd.", Some("he.")),
+    ("he$PWD", Some("he/home")),
+    (r"he\$PWD", Some("he$PWD")),
+    (r"he\\$PWD", Some(r"he\/home")),
+    (r#""he\$PWD""#, Some("he$PWD")),
+    (r#""he\\$PWD""#, Some(r"he\/home")),
+    (r"\${}", Some("${}")),
+    (r"he\${}xx", Some("he${}xx")),
+    ("${}", None),
+    ("he${}xx", None),
+    ("he${hi}xx", Some("hexx")),
+    ("he${PWD}", Some("he/home")),
+    ("he${.}", None),
+    ("he${PWD", None),
+    // defaults and alternatives
+    ("he${XXX:-000}xx", Some("he000xx")),
+    ("he${PWD:-000}xx", Some("he/homexx")),
+    ("he${XXX:-$PWD}xx", Some("he/homexx")),
+    ("he${XXX:-${PWD:-yyy}}xx", Some("he/homexx")),
+    ("he${XXX:-${YYY:-yyy}}xx", Some("heyyyxx")),
+    ("he${XXX:YYY}", None),
+    ("he${PWD:=000}xx", None),
+    ("he${XXX:+${PWD}}xx", Some("hexx")),
+    ("he${PWD:+${XXX}}xx", Some("hexx")),
+    ("he${PWD:+${SHELL}}xx", Some("hebashxx")),
+    ("he${XXX:+000}xx", Some("hexx")),
+    ("he${PWD:+000}xx", Some("he000xx")),
+    ("he${PWD:+${PWD}:}xx", Some("he/home:xx")),
+    (r"he${XXX:-\$PWD:}xx", Some("he$PWD:xx")),
+    (r"he${XXX:-\${PWD}z}xx", Some("he${PWDz}xx")),
+    // without the colon, only unset counts (NULL is set but empty)
+    ("${NULL-x}", Some("")),
+    ("${NULL:-x}", Some("x")),
+    ("${NULL+x}", Some("x")),
+    ("${NULL:+x}", Some("")),
+    ("${XXX-x}", Some("x")),
+    ("${XXX+x}", Some("")),
+    // mandatory
+    ("he${XXX?}", None),
+    ("he${XXX:?}", None),
+    ("he${PWD?}", Some("he/home")),
+    ("he${PWD:?}", Some("he/home")),
+    ("he${NULL?}", Some("he")),
+    ("he${NULL:?}", None),
+    // quoting inside and around
+    ("'he${XX}'", Some("he${XX}")),
+    (r#""he${PWD}""#, Some("he/home")),
+    (r#""he'$PWD'""#, Some("he'/home'")),
+    (r#""$PWD""#, Some("/home")),
+    ("'$PWD'", Some("$PWD")),
+    (r"'\$PWD'", Some(r"\$PWD")),
+    // braces
+    ("${{aaa}", None),
+    ("${aaa}}", Some("}")),
+    ("${aaa", None),
+    ("${aaa:-bbb}}", Some("bbb}")),
+    ("${aaa:-bbb", None),
+    ("${aaa:-${bbb:-ccc}}", Some("ccc")),
+    ("${aaa:-bbb ${foo}", None),
+    ("${aaa:-bbb {foo}", Some("bbb {foo")),
+    ("${:}", None),
+    ("${:-bbb}", None),
+    // positional and special parameters are never set
+    ("$1", Some("")),
+    ("${1:-bbb}", Some("bbb")),
+    ("${1:+bbb}", Some("")),
+    ("$999aaa", Some("aaa")),
+    ("${001:-bbb}aaa", Some("bbbaaa")),
+    ("$@@@", Some("@@")),
+    ("${@:-bbb}aaa", Some("bbbaaa")),
+    ("${#}", Some("")),
+    ("${#:-bbb}", Some("bbb")),
+    ("$$", Some("")),
+    ("${?:+bbb}", Some("")),
+    ("$0", Some("")),
+    // non-ASCII
+    ("안녕$KOREAN", Some("안녕한국어")),
+    ("안'녕'하세요", Some("안녕하세요")),
+    ("안'녕하세요", None),
+    ("안녕${PWD:+${SHELL}}xx", Some("안녕bashxx")),
+    // pattern removal and replacement
+    ("${SHELL#b}", Some("ash")),
+    ("${PWD#/}", Some("home")),
+    ("${PWD%me}", Some("/ho")),
+    ("${PWD/o/0}", Some("/h0me")),
+];
+
+#[test]
+fn process_word_table() {
+    let vars = vars();
+    let lexer = Lexer::new('\\');
+    for (input, expected) in WORD_CASES {
+        let got = lexer.process_word(input, &vars);
+        match expected {
+            Some(want) => assert_eq!(got.as_deref(), Ok(*want), "input {input:?}"),
+            None => assert!(got.is_err(), "input {input:?} should fail, got {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn pattern_removal_shortest_and_longest() {
+    let vars: BTreeMap<String, String> = [("V".to_string(), "a.b.c".to_string())].into_iter().collect();
+    let l = Lexer::new('\\');
+    assert_eq!(l.process_word("${V#*.}", &vars).unwrap(), "b.c");
+    assert_eq!(l.process_word("${V##*.}", &vars).unwrap(), "c");
+    assert_eq!(l.process_word("${V%.*}", &vars).unwrap(), "a.b");
+    assert_eq!(l.process_word("${V%%.*}", &vars).unwrap(), "a");
+    assert_eq!(l.process_word("${V//./-}", &vars).unwrap(), "a-b-c");
+    assert!(l.process_word("${V:#x}", &vars).is_err(), "`:#` is not a modifier");
+}
+
+#[test]
+fn mandatory_message_is_expanded() {
+    let l = Lexer::new('\\');
+    let set: BTreeMap<String, String> = [("ARG", "x")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let err = l.process_word("${VAR:?message here$ARG}", &set).unwrap_err();
+    assert!(err.message.contains("message herex"), "{err}");
+    let mut empty = set.clone();
+    empty.insert("VAR".into(), String::new());
+    assert_eq!(l.process_word("${VAR?message}", &empty).unwrap(), "");
+    assert!(l.process_word("${VAR:?message}", &empty).is_err());
+}
+
+#[test]
+fn words_split_after_expansion_unless_quoted() {
+    let mut vars = vars();
+    vars.insert("space".into(), "abc  def".into());
+    vars.insert("leading".into(), "  ab c".into());
+    vars.insert("trailing".into(), "ab c   ".into());
+    let l = Lexer::new('\\');
+    let cases: &[(&str, Option<&[&str]>)] = &[
+        ("hello", Some(&["hello"])),
+        ("hello${hi}bye", Some(&["hellobye"])),
+        ("hello${space}bye", Some(&["helloabc", "defbye"])),
+        (r#"hello"${space}"bye"#, Some(&["helloabc  defbye"])),
+        (r#"hello "${space}"bye"#, Some(&["hello", "abc  defbye"])),
+        ("hello${leading}def", Some(&["hello", "ab", "cdef"])),
+        (r#"hello"${leading}" def"#, Some(&["hello  ab c", "def"])),
+        ("hello${trailing}d", Some(&["helloab", "c", "d"])),
+        (r#"hel"lo${trailing}""#, Some(&["helloab c   "])),
+        (r#"hello" there  ""#, Some(&["hello there  "])),
+        ("hello there     ", Some(&["hello", "there"])),
+        (r"hello\ there", Some(&["hello there"])),
+        (r#"hello" there"#, None),
+        (r#"hello\" there"#, Some(&["hello\"", "there"])),
+        (r#"hello"\\there""#, Some(&[r"hello\there"])),
+        (r#"hello"\there""#, Some(&[r"hello\there"])),
+        (r"hello'\\there'", Some(&[r"hello\\there"])),
+        ("hello'$there'", Some(&["hello$there"])),
+        (r#"a "" b"#, Some(&["a", "b"])),
+    ];
+    for (input, expected) in cases {
+        let got = l.process_words(input, &vars);
+        match expected {
+            Some(want) => assert_eq!(got.unwrap(), want.to_vec(), "input {input:?}"),
+            None => assert!(got.is_err(), "input {input:?}"),
+        }
+    }
+}
+
+#[test]
+fn backtick_escape_token() {
+    let l = Lexer::new('`');
+    assert_eq!(l.process_word(r"C:\path`$HOME", &NoVars).unwrap(), r"C:\path$HOME");
+    assert_eq!(l.process_word("a` b", &NoVars).unwrap(), "a b");
+}
+
+#[test]
+fn skip_unset_keeps_references() {
+    let l = Lexer { skip_unset: true, ..Lexer::new('\\') };
+    assert_eq!(l.process_word("$A ${B} ${C:-d}", &NoVars).unwrap(), "$A ${B} ${C:-d}");
+}
