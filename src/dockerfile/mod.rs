@@ -7,6 +7,7 @@
 mod ast;
 mod instructions;
 mod lines;
+mod pattern;
 pub mod shell;
 mod words;
 

@@ -263,7 +263,8 @@ fn directives_and_escape_token() {
 fn heredocs() {
     let src = "FROM alpine\nRUN <<EMPTY\nEMPTY\nRUN 3<<FD\nFD\nRUN \"<<NOHEREDOC\"\nRUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\nRUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND\nCOPY <<FILE1 <<FILE2 /dest\ncontent 1\nFILE1\ncontent 2\nFILE2\nCOPY <<X <<Y /dest\nY\nX\nX\nY\nRUN <<eo'f'\necho foo\neof\nRUN <<eo\\'f\necho foo\neo'f\nRUN <<'one two'\necho bar\none two\nRUN <<COMMENT\n# internal comment\necho hi # trailing\nCOMMENT\nRUN [\"<<EOF\"]\nCOPY <<-EOF /tabs\n\tindented\n\t\tmore\nEOF\n";
     let df = parse(src, "D").unwrap();
-    let docs: Vec<Vec<(String, String, bool, bool, Option<u32>)>> = df.stages[0]
+    type Doc = (String, String, bool, bool, Option<u32>);
+    let docs: Vec<Vec<Doc>> = df.stages[0]
         .instructions
         .iter()
         .map(|i| {
