@@ -108,6 +108,10 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, log: Arc<Mutex<Vec<
                 return Ok(());
             }
             buf.extend_from_slice(&tmp[..n]);
+            // A TLS ClientHello (the client probing for HTTPS): close, as a plain HTTP server's error does.
+            if buf.first() == Some(&0x16) {
+                return Ok(());
+            }
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         buf.drain(..head_end);
