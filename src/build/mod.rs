@@ -1,1 +1,206 @@
-//! (being written)
+//! The native builder: a Dockerfile and a context directory in, an image (or a multi-platform index) out,
+//! without a daemon, without root and without downloading base layers (as ko and jib do). Each COPY, ADD and
+//! WORKDIR writes one deterministic gzip layer into `work_dir`; metadata instructions edit the config; base layers
+//! stay references in their registry. RUN is refused: it needs a container runtime.
+//!
+//! Layout: [`ignore`] (`.dockerignore`), `context` (sources in the context), `fs` (what the stage's own layers hold),
+//! `copy` (COPY/ADD semantics), `layer` (tar + gzip), `stage` (evaluation) and `config` (metadata instructions).
+
+mod config;
+mod context;
+mod copy;
+mod error;
+mod fs;
+pub mod ignore;
+mod layer;
+mod stage;
+
+#[cfg(test)]
+mod ignore_tests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::BuildError;
+pub use ignore::{PatternMatcher, read_ignore_file};
+
+use crate::dockerfile::{self, Dockerfile, shell::Lexer};
+use crate::image::{Artifact, Image, ImageIndex, ImageRef, Platform};
+use crate::progress::Progress;
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// The Dockerfile, already resolved to a path.
+    pub dockerfile: PathBuf,
+    /// The stage to build (`--target`); the last stage when `None`.
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    /// Platforms to build; empty means the base's platform (linux/amd64 for scratch or a multi-platform base).
+    pub platforms: Vec<Platform>,
+    /// Labels added to the final config (they win over the Dockerfile's).
+    pub labels: BTreeMap<String, String>,
+    /// Timestamp for `created`, history and every file in our layers. The caller passes the commit time when
+    /// `SOURCE_DATE_EPOCH` is unset; `None` means now (and then builds are not reproducible).
+    pub source_date_epoch: Option<i64>,
+    /// Where layer files are written; the caller owns it and keeps it until the image is pushed.
+    pub work_dir: PathBuf,
+}
+
+/// Turns a `FROM` reference into an image whose layers stay in the registry.
+pub trait BaseResolver: Sync {
+    fn resolve(&self, base: &ImageRef, platform: &Platform) -> impl Future<Output = Result<Image, BuildError>> + Send;
+    fn platforms(&self, base: &ImageRef) -> impl Future<Output = Result<Vec<Platform>, BuildError>> + Send;
+}
+
+/// A resolver for Dockerfiles that only build `FROM scratch`: any registry base is an error.
+pub struct ScratchOnly;
+
+impl BaseResolver for ScratchOnly {
+    async fn resolve(&self, base: &ImageRef, _: &Platform) -> Result<Image, BuildError> {
+        Err(BuildError::base(base, "no registry access is configured for this build (only FROM scratch works)"))
+    }
+
+    async fn platforms(&self, base: &ImageRef) -> Result<Vec<Platform>, BuildError> {
+        Err(BuildError::base(base, "no registry access is configured for this build (only FROM scratch works)"))
+    }
+}
+
+/// Builds the target stage for every platform: one image, or an index when several platforms are asked for.
+pub async fn build<R: BaseResolver>(
+    opts: &BuildOptions,
+    bases: &R,
+    progress: &dyn Progress,
+) -> Result<Artifact, BuildError> {
+    let text = tokio::fs::read_to_string(&opts.dockerfile)
+        .await
+        .map_err(|e| BuildError::io("reading the Dockerfile", &opts.dockerfile, e))?;
+    let label = display_name(&opts.context, &opts.dockerfile);
+    let df = dockerfile::parse(&text, &label)?;
+    let target = target_index(&df, opts.target.as_deref())?;
+    let ctx = Arc::new(open_context(opts)?);
+    tokio::fs::create_dir_all(&opts.work_dir)
+        .await
+        .map_err(|e| BuildError::io("creating the work directory", &opts.work_dir, e))?;
+    let now = chrono::Utc::now().timestamp();
+    let timestamp = opts.source_date_epoch.unwrap_or(now);
+    let created = chrono::DateTime::from_timestamp(timestamp, 0)
+        .ok_or_else(|| BuildError::Options(format!("source_date_epoch {timestamp} is out of range")))?
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let platforms = if opts.platforms.is_empty() {
+        vec![default_platform(&df, target, opts, bases).await?]
+    } else {
+        opts.platforms.clone()
+    };
+    if let Some(dup) = platforms.iter().enumerate().find(|(i, p)| platforms[..*i].contains(p)) {
+        return Err(BuildError::Options(format!("the platform {} is listed twice", dup.1)));
+    }
+    let mut images = Vec::new();
+    let mut used_args = BTreeSet::new();
+    for platform in &platforms {
+        if platforms.len() > 1 {
+            progress.info(&format!("building for {platform}"));
+        }
+        let env =
+            stage::Env { opts, df: &df, file: &label, ctx: ctx.clone(), progress, created: &created, now: timestamp };
+        let (image, used) = stage::Evaluator::new(env, bases, platform.clone()).run(target).await?;
+        used_args.extend(used);
+        images.push(image);
+    }
+    let unused: Vec<&String> = opts.build_args.keys().filter(|k| !used_args.contains(*k)).collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        progress.warning(&format!("build-args not consumed by any ARG in the Dockerfile: {}", names.join(", ")));
+    }
+    Ok(match images.len() {
+        1 => Artifact::Image(images.remove(0)),
+        _ => Artifact::Index(ImageIndex { images, annotations: BTreeMap::new() }),
+    })
+}
+
+/// How the Dockerfile is named in errors: relative to the context when inside it.
+fn display_name(context: &Path, dockerfile: &Path) -> String {
+    dockerfile.strip_prefix(context).unwrap_or(dockerfile).display().to_string()
+}
+
+fn target_index(df: &Dockerfile, target: Option<&str>) -> Result<usize, BuildError> {
+    let Some(t) = target else { return Ok(df.stages.len() - 1) };
+    let wanted = t.to_ascii_lowercase();
+    df.stages.iter().position(|s| s.name.as_deref() == Some(wanted.as_str())).ok_or_else(|| {
+        let names: Vec<&str> = df.stages.iter().filter_map(|s| s.name.as_deref()).collect();
+        BuildError::Options(if names.is_empty() {
+            format!("target stage `{t}` not found: no stage has a name (name one with FROM ... AS {t})")
+        } else {
+            format!("target stage `{t}` not found; the Dockerfile's stages are: {}", names.join(", "))
+        })
+    })
+}
+
+fn open_context(opts: &BuildOptions) -> Result<context::Context, BuildError> {
+    let meta =
+        std::fs::metadata(&opts.context).map_err(|e| BuildError::io("reading the build context", &opts.context, e))?;
+    if !meta.is_dir() {
+        return Err(BuildError::Options(format!("the build context {} is not a directory", opts.context.display())));
+    }
+    let loaded = ignore::load_ignore_patterns(&opts.context, &opts.dockerfile)
+        .map_err(|e| BuildError::io("reading .dockerignore in", &opts.context, e))?;
+    let (file, patterns) = match loaded {
+        Some((f, p)) => (Some(f), p),
+        None => (None, Vec::new()),
+    };
+    let matcher = PatternMatcher::new(&patterns).map_err(|e| {
+        let f = file.as_ref().map_or(".dockerignore".into(), |f| f.display().to_string());
+        BuildError::Options(format!("{f}: {e}"))
+    })?;
+    Ok(context::Context::new(opts.context.clone(), matcher, file))
+}
+
+/// The platform to build when none is given: from the target's `FROM --platform`, else the base's only
+/// platform, else linux/amd64 (scratch, or a multi-platform base that has it).
+async fn default_platform<R: BaseResolver>(
+    df: &Dockerfile,
+    target: usize,
+    opts: &BuildOptions,
+    bases: &R,
+) -> Result<Platform, BuildError> {
+    let fallback = Platform::new("linux", "amd64", None);
+    let global = stage::global_args(df, opts, &fallback, &fallback, &mut BTreeSet::new()).unwrap_or_default();
+    let lexer = Lexer::new(df.escape);
+    let mut idx = target;
+    loop {
+        let s = &df.stages[idx];
+        if let Some(p) = &s.platform {
+            let expanded = lexer.process_word(p, &global).unwrap_or_default();
+            if let Some(p) = Platform::parse(&expanded) {
+                return Ok(p);
+            }
+        }
+        let base = lexer.process_word(&s.base, &global).unwrap_or_else(|_| s.base.clone()).to_ascii_lowercase();
+        if base == "scratch" {
+            return Ok(fallback);
+        }
+        match df.stages[..idx].iter().rposition(|p| p.name.as_deref() == Some(base.as_str())) {
+            Some(parent) => idx = parent,
+            None => break,
+        }
+    }
+    let base = lexer.process_word(&df.stages[idx].base, &global).unwrap_or_else(|_| df.stages[idx].base.clone());
+    let Ok(r) = ImageRef::parse(&base) else { return Ok(fallback) };
+    let available = bases.platforms(&r).await?;
+    Ok(match available.as_slice() {
+        [only] => only.clone(),
+        list if list.is_empty() || list.iter().any(|p| p.os == "linux" && p.architecture == "amd64") => fallback,
+        list => {
+            let names: Vec<String> = list.iter().map(Platform::to_string).collect();
+            return Err(BuildError::Options(format!(
+                "{base} has no linux/amd64 image ({}): set `platforms` to the ones to build",
+                names.join(", ")
+            )));
+        }
+    })
+}

@@ -1,0 +1,531 @@
+//! COPY and ADD as Docker does them, turned into one layer's entries: `COPY dir /dst` copies the directory's
+//! contents; a file goes to `/dst/name` when the destination ends with `/` or is an existing directory, else
+//! to `/dst`; several sources need a destination ending with `/`; `--chown`, `--chmod` and hard links within one
+//! instruction; ADD of a local tar (plain or gzip) unpacks it.
+//!
+//! Directory entries for paths we did not create are the one place where not reading base layers shows: for a
+//! registry base we cannot know whether `/usr/local` or `/home/node` exists, is a symlink (`/bin` on merged-usr
+//! distributions), or has its own owner and mode, and writing an entry for it would replace those. So with a
+//! registry base, parents are written only when this stage created them, and a destination directory is written
+//! unless it is a standard system directory or the base's WORKDIR (assumed to exist). From `scratch` the stage
+//! knows its whole filesystem and writes parents as Docker does (0755, owned by `--chown`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::context::{Context, Item, Root, glob_match, has_wildcards, image_path};
+use super::fs::{Content, FsTree, Kind, Node, normalize_in_root};
+use super::ignore::PatternMatcher;
+
+/// Where COPY reads from.
+pub(crate) enum Source {
+    Context(Arc<Context>),
+    /// Another stage's files; `description` names it in messages (`stage build (FROM golang:1.22)`).
+    Stage {
+        tree: Arc<FsTree>,
+        name: String,
+        description: String,
+    },
+}
+
+/// How entries are owned and stamped, shared by COPY, ADD and WORKDIR.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Policy {
+    /// `--chown` (or USER for WORKDIR): owner of every entry written and of created directories.
+    pub chown: Option<(u64, u64)>,
+    pub chmod: Option<u32>,
+    /// `SOURCE_DATE_EPOCH`: every entry's mtime when set.
+    pub epoch: Option<i64>,
+    /// mtime of what the instruction creates (parents, heredoc files) when there is no epoch.
+    pub now: i64,
+    /// The base image's WORKDIR, assumed to exist.
+    pub base_workdir: Option<String>,
+}
+
+/// Everything one COPY/ADD needs, owned, so it can run on a blocking thread.
+pub(crate) struct CopyJob {
+    pub keyword: &'static str,
+    pub source: Source,
+    pub sources: Vec<String>,
+    /// Inline files: name and (expanded) bytes.
+    pub heredocs: Vec<(String, Vec<u8>)>,
+    pub dest: String,
+    pub workdir: String,
+    pub excludes: Vec<String>,
+    pub unpack: bool,
+    pub policy: Policy,
+    pub work_dir: PathBuf,
+}
+
+/// The result: entries of the layer, and warnings (skipped special files).
+pub(crate) struct Planned {
+    pub entries: BTreeMap<String, Node>,
+    pub warnings: Vec<String>,
+}
+
+/// Directories any Linux base has (FHS), never written as entries over a registry base.
+const SYSTEM_DIRS: &[&str] = &[
+    "bin",
+    "boot",
+    "dev",
+    "etc",
+    "home",
+    "lib",
+    "lib32",
+    "lib64",
+    "libx32",
+    "media",
+    "mnt",
+    "opt",
+    "proc",
+    "root",
+    "run",
+    "sbin",
+    "srv",
+    "sys",
+    "tmp",
+    "usr",
+    "var",
+    "usr/bin",
+    "usr/sbin",
+    "usr/lib",
+    "usr/lib64",
+    "usr/libexec",
+    "usr/include",
+    "usr/share",
+    "usr/src",
+    "usr/local",
+    "usr/local/bin",
+    "usr/local/sbin",
+    "usr/local/lib",
+    "usr/local/share",
+    "usr/local/include",
+    "usr/local/etc",
+    "usr/local/src",
+    "var/lib",
+    "var/log",
+    "var/cache",
+    "var/tmp",
+    "var/run",
+    "var/lock",
+    "var/spool",
+    "var/opt",
+    "var/mail",
+    "var/www",
+    "etc/ssl",
+    "etc/ssl/certs",
+];
+
+pub(crate) fn is_system_dir(path: &str) -> bool {
+    SYSTEM_DIRS.contains(&path)
+}
+
+impl CopyJob {
+    /// Resolves the sources and lays them out under the destination. `tree` is the stage's filesystem so far.
+    pub(crate) fn plan(&self, tree: &FsTree) -> Result<Planned, String> {
+        let excludes = PatternMatcher::new(&self.excludes).map_err(|e| format!("--exclude: {e}"))?;
+        let dest_path = image_path(&self.workdir, &self.dest);
+        let dest_is_dir =
+            self.dest.ends_with('/') || self.dest.ends_with("/.") || self.dest == "." || dest_path.is_empty();
+        let mut roots: Vec<(Root, Option<&str>)> = Vec::new();
+        let mut archives = Vec::new();
+        let mut warnings = Vec::new();
+        for src in &self.sources {
+            let found = match &self.source {
+                Source::Context(ctx) => ctx.roots(src, &excludes)?,
+                Source::Stage { tree: other, name, description } => {
+                    stage_roots(other, src, &excludes, name, description)?
+                }
+            };
+            for root in found {
+                if self.unpack && !root.is_dir {
+                    if let Some(Kind::File { content: Content::Disk(path), .. }) =
+                        root.items.first().map(|i| &i.node.kind)
+                    {
+                        if let Some(kind) = sniff_archive(path).map_err(|e| format!("{src}: {e}"))? {
+                            archives.push((src.clone(), path.clone(), kind));
+                            continue;
+                        }
+                    }
+                }
+                roots.push((root, Some(src.as_str())));
+            }
+        }
+        for (name, bytes) in &self.heredocs {
+            let node = Node {
+                kind: Kind::File { size: bytes.len() as u64, content: Content::Inline(Arc::new(bytes.clone())) },
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: self.policy.now,
+            };
+            roots.push((
+                Root { is_dir: false, name: name.clone(), items: vec![Item { rel: String::new(), node, inode: None }] },
+                None,
+            ));
+        }
+        if (self.sources.len() + self.heredocs.len() > 1 || roots.len() + archives.len() > 1) && !dest_is_dir {
+            return Err(format!(
+                "When using {} with more than one source file, the destination must be a directory and end with a /: write `{}/`",
+                self.keyword, self.dest
+            ));
+        }
+        let mut out = Layout { policy: &self.policy, tree, entries: BTreeMap::new(), inodes: HashMap::new() };
+        for (root, _) in &roots {
+            if root.is_dir {
+                out.target_dir(&dest_path, Some(&root.items[0].node));
+                for item in &root.items[1..] {
+                    out.put(join(&dest_path, &item.rel), item);
+                }
+            } else {
+                let into = dest_is_dir || out.exists_as_dir(&dest_path);
+                let target = if into { join(&dest_path, &root.name) } else { dest_path.clone() };
+                if into {
+                    out.target_dir(&dest_path, None);
+                }
+                out.put(target, &root.items[0]);
+            }
+        }
+        for (src, path, kind) in &archives {
+            out.target_dir(&dest_path, None);
+            let (items, w) = unpack(path, *kind, &self.work_dir).map_err(|e| format!("{src}: unpacking: {e}"))?;
+            warnings.extend(w.into_iter().map(|w| format!("{src}: {w}")));
+            for item in &items {
+                out.put(join(&dest_path, &item.rel), item);
+            }
+        }
+        out.link_hardlinks();
+        out.add_parents();
+        let Layout { entries, .. } = out;
+        Ok(Planned { entries, warnings })
+    }
+}
+
+/// The entries `mkdir -p /path` adds (WORKDIR): the directory owned by `policy.chown`, and parents by the same
+/// rules as COPY.
+pub(crate) fn mkdir_entries(tree: &FsTree, path: &str, policy: &Policy) -> BTreeMap<String, Node> {
+    let mut out = Layout { policy, tree, entries: BTreeMap::new(), inodes: HashMap::new() };
+    out.target_dir(path, None);
+    out.add_parents();
+    out.entries
+}
+
+struct Layout<'a> {
+    policy: &'a Policy,
+    tree: &'a FsTree,
+    entries: BTreeMap<String, Node>,
+    inodes: HashMap<(u64, u64), Vec<String>>,
+}
+
+impl Layout<'_> {
+    fn adjust(&self, mut node: Node) -> Node {
+        if let Some((uid, gid)) = self.policy.chown {
+            node.uid = uid;
+            node.gid = gid;
+        }
+        if let (Some(mode), false) = (self.policy.chmod, matches!(node.kind, Kind::Symlink(_))) {
+            node.mode = mode;
+        }
+        if let Some(epoch) = self.policy.epoch {
+            node.mtime = epoch;
+        }
+        node
+    }
+
+    fn put(&mut self, path: String, item: &Item) {
+        if path.is_empty() {
+            return;
+        }
+        if let Some(key) = item.inode {
+            self.inodes.entry(key).or_default().push(path.clone());
+        }
+        let node = self.adjust(item.node.clone());
+        self.entries.insert(path, node);
+    }
+
+    fn exists_as_dir(&self, path: &str) -> bool {
+        path.is_empty()
+            || self.entries.get(path).is_some_and(Node::is_dir)
+            || self.tree.get(path).is_some_and(Node::is_dir)
+            || (!self.tree.complete && self.assumed(path))
+    }
+
+    fn assumed(&self, path: &str) -> bool {
+        is_system_dir(path) || self.policy.base_workdir.as_deref().map(normalize_in_root).as_deref() == Some(path)
+    }
+
+    /// The directory a COPY writes into: kept as it is if the stage has it, created from `like` (the source
+    /// directory) or as 0755 otherwise, and left alone over a registry base when it is a standard directory.
+    fn target_dir(&mut self, path: &str, like: Option<&Node>) {
+        if path.is_empty() || self.entries.get(path).is_some_and(Node::is_dir) {
+            return;
+        }
+        if let Some(existing) = self.tree.get(path).filter(|n| n.is_dir()) {
+            self.entries.insert(path.to_string(), existing.clone());
+            return;
+        }
+        if !self.tree.complete && self.assumed(path) {
+            return;
+        }
+        let node = match like {
+            Some(n) => self.adjust(n.clone()),
+            None => self.created_dir(),
+        };
+        self.entries.insert(path.to_string(), node);
+    }
+
+    fn created_dir(&self) -> Node {
+        let (uid, gid) = self.policy.chown.unwrap_or((0, 0));
+        Node::dir(0o755, uid, gid, self.policy.epoch.unwrap_or(self.policy.now))
+    }
+
+    /// Hard links within this instruction: the first path (in layer order) holds the data, the others link to it.
+    fn link_hardlinks(&mut self) {
+        for paths in self.inodes.values() {
+            let mut paths: Vec<&String> = paths.iter().filter(|p| self.entries.contains_key(*p)).collect();
+            paths.sort();
+            paths.dedup();
+            let Some((first, rest)) = paths.split_first() else { continue };
+            for p in rest {
+                if let Some(n) = self.entries.get_mut(*p) {
+                    n.kind = Kind::Hardlink((*first).clone());
+                }
+            }
+        }
+    }
+
+    fn add_parents(&mut self) {
+        let paths: Vec<String> = self.entries.keys().cloned().collect();
+        for p in paths {
+            let mut parent = p.as_str();
+            while let Some((up, _)) = parent.rsplit_once('/') {
+                parent = up;
+                if self.entries.contains_key(parent) {
+                    continue;
+                }
+                if let Some(known) = self.tree.get(parent) {
+                    self.entries.insert(parent.to_string(), known.clone());
+                } else if self.tree.complete {
+                    let node = self.created_dir();
+                    self.entries.insert(parent.to_string(), node);
+                }
+            }
+        }
+    }
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a}/{b}"),
+    }
+}
+
+/// Sources in another stage's files: a path or wildcard resolved in that stage's tree.
+fn stage_roots(
+    tree: &FsTree,
+    src: &str,
+    excludes: &PatternMatcher,
+    name: &str,
+    description: &str,
+) -> Result<Vec<Root>, String> {
+    let pattern = normalize_in_root(src);
+    let candidates: Vec<String> = if has_wildcards(&pattern) {
+        let parts: Vec<&str> = pattern.split('/').collect();
+        let mut found = Vec::new();
+        for p in tree.paths() {
+            let comps: Vec<&str> = p.split('/').collect();
+            if comps.len() == parts.len()
+                && parts.iter().zip(&comps).all(|(pat, c)| glob_match(pat, c).unwrap_or(false))
+            {
+                found.push(p.to_string());
+            }
+        }
+        found
+    } else {
+        vec![pattern.clone()]
+    };
+    let mut roots = Vec::new();
+    for path in candidates {
+        let resolved = if path.is_empty() { Some(String::new()) } else { tree.resolve(&path) };
+        let Some(resolved) = resolved.filter(|r| r.is_empty() || tree.get(r).is_some()) else {
+            if has_wildcards(&pattern) {
+                continue;
+            }
+            let why = if tree.complete {
+                String::new()
+            } else {
+                format!(
+                    "; the native builder does not download base image layers, so it can only copy what this Dockerfile \
+                     put into {description} (COPY, ADD, WORKDIR). Use `builder: docker` for this Dockerfile"
+                )
+            };
+            return Err(format!("--from={name} {src}: not found in {description}{why}"));
+        };
+        let sub = tree.subtree(&resolved);
+        let is_dir = resolved.is_empty() || sub.first().is_some_and(|(_, n)| n.is_dir());
+        let mut items = Vec::new();
+        if resolved.is_empty() {
+            items.push(Item { rel: String::new(), node: Node::dir(0o755, 0, 0, 0), inode: None });
+        }
+        for (rel, mut node) in sub {
+            if !rel.is_empty() && !excludes.is_empty() && excludes.matches(&rel) {
+                continue;
+            }
+            // Hard links inside the copied tree are re-pointed; links to outside become copies.
+            if let Kind::Hardlink(target) = &node.kind {
+                let inside = if resolved.is_empty() {
+                    Some(target.clone())
+                } else {
+                    target.strip_prefix(&format!("{resolved}/")).map(str::to_string)
+                };
+                match inside {
+                    Some(t) => node.kind = Kind::Hardlink(t),
+                    None => match tree.resolve(target).and_then(|t| tree.get(&t)) {
+                        Some(Node { kind: kind @ Kind::File { .. }, .. }) => node.kind = kind.clone(),
+                        _ => continue,
+                    },
+                }
+            }
+            items.push(Item { rel, node, inode: None });
+        }
+        let name = path.rsplit('/').next().unwrap_or_default().to_string();
+        roots.push(Root { is_dir, name, items });
+    }
+    Ok(relink(roots))
+}
+
+/// Hard links inside one root (targets relative to the root) become shared inode keys, so [`Layout`] links them
+/// in layer order whatever their names; a link whose target is not copied is dropped.
+fn relink(mut roots: Vec<Root>) -> Vec<Root> {
+    for (r, root) in roots.iter_mut().enumerate() {
+        let mut keep = vec![true; root.items.len()];
+        #[allow(clippy::needless_range_loop)] // items are read and written by index in the loop
+        for i in 0..root.items.len() {
+            let Kind::Hardlink(target) = &root.items[i].node.kind else { continue };
+            let Some(j) =
+                root.items.iter().position(|it| &it.rel == target && !matches!(it.node.kind, Kind::Hardlink(_)))
+            else {
+                keep[i] = false;
+                continue;
+            };
+            // Synthetic keys cannot collide with a real device and inode: sources never mix context and stages.
+            let id = (u64::MAX - r as u64, j as u64);
+            root.items[j].inode = Some(id);
+            root.items[i].node.kind = root.items[j].node.kind.clone();
+            root.items[i].inode = Some(id);
+        }
+        let mut k = keep.into_iter();
+        root.items.retain(|_| k.next().unwrap_or(true));
+    }
+    roots
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum ArchiveKind {
+    Tar,
+    Gzip,
+}
+
+/// Whether an ADDed file is an archive to unpack. bzip2, xz and zstd cannot be unpacked without more codecs:
+/// that is an error rather than a silent copy of the compressed file.
+fn sniff_archive(path: &std::path::Path) -> Result<Option<ArchiveKind>, String> {
+    let mut head = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(|e| e.to_string())?;
+    let unsupported = |what: &str| {
+        Err(format!(
+            "{what}-compressed archives cannot be unpacked by the native builder yet; use .tar or .tar.gz, or COPY \
+             the file to keep it compressed"
+        ))
+    };
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let mut inner = Vec::new();
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let _ = flate2::read::GzDecoder::new(file).take(512).read_to_end(&mut inner);
+        return Ok(is_tar_header(&inner).then_some(ArchiveKind::Gzip));
+    }
+    if head.starts_with(b"BZh") {
+        return unsupported("bzip2");
+    }
+    if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
+        return unsupported("xz");
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return unsupported("zstd");
+    }
+    Ok(is_tar_header(&head).then_some(ArchiveKind::Tar))
+}
+
+/// A tar header: the `ustar` magic, or an old-style header whose checksum adds up.
+fn is_tar_header(b: &[u8]) -> bool {
+    if b.len() < 512 {
+        return false;
+    }
+    if &b[257..262] == b"ustar" {
+        return true;
+    }
+    let field = String::from_utf8_lossy(&b[148..156]);
+    let Ok(stored) = u64::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) else { return false };
+    let sum: u64 =
+        b[..512].iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { u64::from(x) }).sum();
+    stored == sum && b[0] != 0
+}
+
+/// Unpacks an archive: file contents go to a directory in the work directory, entries come back relative to
+/// the destination.
+fn unpack(
+    path: &std::path::Path,
+    kind: ArchiveKind,
+    work_dir: &std::path::Path,
+) -> std::io::Result<(Vec<Item>, Vec<String>)> {
+    let file = std::fs::File::open(path)?;
+    let reader: Box<dyn Read> = match kind {
+        ArchiveKind::Tar => Box::new(file),
+        ArchiveKind::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+    };
+    let store = tempfile::Builder::new().prefix(".unpack-").tempdir_in(work_dir)?.keep();
+    let mut archive = tar::Archive::new(reader);
+    let mut items = Vec::new();
+    let mut warnings = Vec::new();
+    for (n, entry) in archive.entries()?.enumerate() {
+        let mut entry = entry?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if raw.split('/').any(|c| c == "..") {
+            return Err(std::io::Error::other(format!("{raw}: archive paths may not contain `..`")));
+        }
+        let rel = normalize_in_root(&raw);
+        let h = entry.header();
+        let (mode, uid, gid) = (h.mode()? & 0o7777, h.uid()?, h.gid()?);
+        let mtime = h.mtime()? as i64;
+        let node_kind = match h.entry_type() {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                let stored = store.join(n.to_string());
+                std::io::copy(&mut entry, &mut std::fs::File::create(&stored)?)?;
+                Kind::File { content: Content::Disk(stored), size }
+            }
+            tar::EntryType::Symlink => Kind::Symlink(
+                entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default(),
+            ),
+            tar::EntryType::Link => {
+                let target =
+                    entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
+                Kind::Hardlink(normalize_in_root(&target))
+            }
+            other => {
+                warnings.push(format!("skipped {raw} ({other:?} entries are not supported)"));
+                continue;
+            }
+        };
+        if rel.is_empty() {
+            continue;
+        }
+        items.push(Item { rel, node: Node { kind: node_kind, mode, uid, gid, mtime }, inode: None });
+    }
+    let root = Root { is_dir: true, name: String::new(), items };
+    Ok((relink(vec![root]).pop().map(|r| r.items).unwrap_or_default(), warnings))
+}

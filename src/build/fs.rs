@@ -1,0 +1,182 @@
+//! What a stage's own layers contain: a map from path to entry, kept while the stage is evaluated so that later
+//! instructions can see it (COPY into a directory made earlier, `COPY --from=stage`, `--chown=name` read from an
+//! `/etc/passwd` we copied in). Base image layers are never downloaded, so for a registry base the map is partial
+//! (`complete` is false); for `FROM scratch` it is the whole filesystem.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a regular file's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// A file on disk: in the build context, or unpacked from an ADDed archive into the work directory.
+    Disk(PathBuf),
+    /// Bytes held in memory: heredoc files.
+    Inline(Arc<Vec<u8>>),
+}
+
+impl Content {
+    pub(crate) fn open(&self) -> std::io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Content::Disk(p) => Box::new(std::fs::File::open(p)?),
+            Content::Inline(b) => Box::new(b.as_slice()),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Dir,
+    File {
+        content: Content,
+        size: u64,
+    },
+    Symlink(String),
+    /// A hard link to another path (slash-separated, relative to `/`) in the same layer.
+    Hardlink(String),
+}
+
+/// One filesystem entry as it goes into a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Node {
+    pub kind: Kind,
+    /// Permission bits including setuid, setgid and sticky (`0o7777`).
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+}
+
+impl Node {
+    pub(crate) fn dir(mode: u32, uid: u64, gid: u64, mtime: i64) -> Node {
+        Node { kind: Kind::Dir, mode, uid, gid, mtime }
+    }
+
+    pub(crate) fn is_dir(&self) -> bool {
+        matches!(self.kind, Kind::Dir)
+    }
+}
+
+/// Entries keyed by path relative to `/` without leading or trailing slashes (`app/bin/server`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FsTree {
+    nodes: BTreeMap<String, Node>,
+    /// True when the tree is the entire filesystem (the stage started from scratch).
+    pub complete: bool,
+}
+
+impl FsTree {
+    pub(crate) fn new(complete: bool) -> Self {
+        FsTree { nodes: BTreeMap::new(), complete }
+    }
+
+    pub(crate) fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Applies a layer's entries: a non-directory replacing anything hides what was below it.
+    pub(crate) fn apply(&mut self, entries: &BTreeMap<String, Node>) {
+        for (path, node) in entries {
+            let replaces_dir = self.nodes.get(path).is_some_and(Node::is_dir) && !node.is_dir();
+            if replaces_dir {
+                let prefix = format!("{path}/");
+                self.nodes.retain(|p, _| !p.starts_with(&prefix));
+            }
+            self.nodes.insert(path.clone(), node.clone());
+        }
+    }
+
+    /// `path` and everything under it, paths relative to `path` (`""` for `path` itself).
+    pub(crate) fn subtree(&self, path: &str) -> Vec<(String, Node)> {
+        let mut out = Vec::new();
+        if let Some(n) = self.nodes.get(path) {
+            out.push((String::new(), n.clone()));
+        }
+        let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+        for (p, n) in self.nodes.range(prefix.clone()..) {
+            let Some(rel) = p.strip_prefix(&prefix) else { break };
+            if !rel.is_empty() {
+                out.push((rel.to_string(), n.clone()));
+            }
+        }
+        out
+    }
+
+    /// Every path in the tree, for wildcard matching.
+    pub(crate) fn paths(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    /// Follows symlinks (relative to their directory or absolute within this tree) up to 40 hops, as the
+    /// kernel would inside the image. Returns the resolved path, or `None` when it leaves the tree.
+    pub(crate) fn resolve(&self, path: &str) -> Option<String> {
+        let mut current = path.to_string();
+        for _ in 0..40 {
+            match self.nodes.get(&current).map(|n| &n.kind) {
+                Some(Kind::Symlink(target)) => {
+                    let base = if target.starts_with('/') {
+                        String::new()
+                    } else {
+                        current.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default()
+                    };
+                    current = normalize_in_root(&format!("{base}/{target}"));
+                }
+                Some(Kind::Hardlink(target)) => current = target.clone(),
+                Some(_) => return Some(current),
+                None => return None,
+            }
+        }
+        None
+    }
+
+    /// The bytes of a regular file (following links), read whole: only for small files such as `/etc/passwd`.
+    pub(crate) fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        let Some(resolved) = self.resolve(path) else { return Ok(None) };
+        let Some(Node { kind: Kind::File { content, .. }, .. }) = self.nodes.get(&resolved) else { return Ok(None) };
+        let mut buf = Vec::new();
+        content.open()?.take(16 << 20).read_to_end(&mut buf)?;
+        Ok(Some(buf))
+    }
+
+    /// Looks a user name up in `/etc/passwd`: `Ok(None)` when the file is there and the user is not, an error
+    /// message when the file is not in this tree.
+    pub(crate) fn lookup_user(&self, name: &str) -> Result<Option<(u64, u64)>, String> {
+        let Some(text) = self.read("etc/passwd").map_err(|e| format!("reading /etc/passwd: {e}"))? else {
+            return Err("/etc/passwd".into());
+        };
+        Ok(find_id_line(&text, name).and_then(|f| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))))
+    }
+
+    /// Looks a group name up in `/etc/group`, like [`FsTree::lookup_user`].
+    pub(crate) fn lookup_group(&self, name: &str) -> Result<Option<u64>, String> {
+        let Some(text) = self.read("etc/group").map_err(|e| format!("reading /etc/group: {e}"))? else {
+            return Err("/etc/group".into());
+        };
+        Ok(find_id_line(&text, name).and_then(|f| f.get(2)?.parse().ok()))
+    }
+}
+
+fn find_id_line(text: &[u8], name: &str) -> Option<Vec<String>> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
+        .find(|f| f.first().map(String::as_str) == Some(name))
+}
+
+/// Cleans a path inside an image root: `..` cannot climb above `/`. Returns it without leading slash.
+pub(crate) fn normalize_in_root(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.join("/")
+}

@@ -1,0 +1,266 @@
+//! `.dockerignore` files and moby's `patternmatcher` semantics, ported: `**`, `*`, `?`, `[...]`, `\` escapes,
+//! `!` exceptions, patterns cleaned like Go's `filepath.Clean` (a leading `/` or `./` means the context root),
+//! the last matching pattern wins, and a pattern that matches a parent directory matches everything inside it.
+
+use std::path::Path;
+
+/// A compiled list of patterns.
+#[derive(Debug, Clone, Default)]
+pub struct PatternMatcher {
+    patterns: Vec<Pattern>,
+    exclusions: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    cleaned: String,
+    exclusion: bool,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Exact,
+    /// `dir/**`: everything under `dir/`.
+    Prefix,
+    /// `**/name`: anything ending so.
+    Suffix,
+    Regex(regex::Regex),
+}
+
+impl PatternMatcher {
+    /// Compiles patterns as written in a `.dockerignore` (after [`read_ignore_file`]) or `--exclude=` flags.
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self, String> {
+        let mut pm = PatternMatcher::default();
+        for p in patterns {
+            let p = p.as_ref().trim();
+            if p.is_empty() {
+                continue;
+            }
+            let mut p = clean(p);
+            let exclusion = p.starts_with('!');
+            if exclusion {
+                if p.len() == 1 {
+                    return Err("illegal exclusion pattern: \"!\"".into());
+                }
+                p.remove(0);
+                pm.exclusions = true;
+            }
+            let kind = compile(&p).map_err(|e| format!("invalid pattern {p:?}: {e}"))?;
+            pm.patterns.push(Pattern { cleaned: p, exclusion, kind });
+        }
+        Ok(pm)
+    }
+
+    /// Whether any pattern is an `!` exception (then excluded directories must still be walked).
+    pub fn has_exclusions(&self) -> bool {
+        self.exclusions
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Whether `file` (slash-separated, relative to the context) is matched: by a pattern for itself or for one
+    /// of its parent directories, and not undone by a later `!` pattern (moby's `MatchesOrParentMatches`).
+    pub fn matches(&self, file: &str) -> bool {
+        let parent = dir(file);
+        let parent_dirs: Vec<&str> = if parent == "." { Vec::new() } else { parent.split('/').collect() };
+        let mut matched = false;
+        for p in &self.patterns {
+            if p.exclusion != matched {
+                continue;
+            }
+            let mut m = p.matches(file);
+            if !m {
+                m = (1..=parent_dirs.len()).any(|i| p.matches(&parent_dirs[..i].join("/")));
+            }
+            if m {
+                matched = !p.exclusion;
+            }
+        }
+        matched
+    }
+}
+
+impl Pattern {
+    fn matches(&self, path: &str) -> bool {
+        match &self.kind {
+            Kind::Exact => path == self.cleaned,
+            Kind::Prefix => path.starts_with(&self.cleaned[..self.cleaned.len() - 2]),
+            Kind::Suffix => {
+                let suffix = &self.cleaned[2..];
+                path.ends_with(suffix) || suffix.strip_prefix('/').is_some_and(|s| s == path)
+            }
+            Kind::Regex(re) => re.is_match(path),
+        }
+    }
+}
+
+fn should_escape(c: char) -> bool {
+    ".+()|{}$".contains(c)
+}
+
+fn compile(pattern: &str) -> Result<Kind, regex::Error> {
+    let mut re = String::from("^");
+    #[derive(PartialEq)]
+    enum T {
+        Exact,
+        Prefix,
+        Suffix,
+        Regex,
+    }
+    let mut kind = T::Exact;
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut pos = 0;
+    let mut iteration = 0;
+    while pos < chars.len() {
+        let c = chars[pos];
+        pos += 1;
+        match c {
+            '*' if chars.get(pos) == Some(&'*') => {
+                pos += 1;
+                if chars.get(pos) == Some(&'/') {
+                    pos += 1;
+                }
+                if pos >= chars.len() {
+                    if kind == T::Exact {
+                        kind = T::Prefix;
+                    } else {
+                        re.push_str(".*");
+                        kind = T::Regex;
+                    }
+                } else {
+                    re.push_str("(.*/)?");
+                    kind = T::Regex;
+                }
+                if iteration == 0 {
+                    kind = T::Suffix;
+                }
+            }
+            '*' => {
+                re.push_str("[^/]*");
+                kind = T::Regex;
+            }
+            '?' => {
+                re.push_str("[^/]");
+                kind = T::Regex;
+            }
+            c if should_escape(c) => {
+                re.push('\\');
+                re.push(c);
+            }
+            '\\' => match chars.get(pos) {
+                Some(&n) => {
+                    pos += 1;
+                    re.push('\\');
+                    re.push(n);
+                    kind = T::Regex;
+                }
+                None => re.push('\\'),
+            },
+            '[' | ']' => {
+                re.push(c);
+                kind = T::Regex;
+            }
+            c => re.push(c),
+        }
+        iteration += 1;
+    }
+    // Go validates every pattern with filepath.Match; an unbalanced bracket can only come from `[` or `]`,
+    // which always make a regex, so compiling it is the same check.
+    Ok(match kind {
+        T::Exact => Kind::Exact,
+        T::Prefix => Kind::Prefix,
+        T::Suffix => Kind::Suffix,
+        T::Regex => {
+            re.push('$');
+            Kind::Regex(regex::Regex::new(&re)?)
+        }
+    })
+}
+
+/// Go's `path.Clean`: lexical, `/`-separated.
+pub(crate) fn clean(p: &str) -> String {
+    if p.is_empty() {
+        return ".".into();
+    }
+    let rooted = p.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.last().is_some_and(|l| *l != "..") {
+                    out.pop();
+                } else if !rooted {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    let joined = out.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// Go's `path.Dir`.
+fn dir(p: &str) -> String {
+    match p.rfind('/') {
+        Some(i) => clean(&p[..=i]),
+        None => ".".into(),
+    }
+}
+
+/// Reads `.dockerignore` text as moby's `ignorefile.ReadAll`: `#` comment lines, trimmed and cleaned patterns, a
+/// leading `/` dropped so `/a` and `a` are the same.
+pub fn read_ignore_file(text: &str) -> Vec<String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let mut pattern = line.trim();
+        if pattern.is_empty() {
+            continue;
+        }
+        let invert = pattern.starts_with('!');
+        if invert {
+            pattern = pattern[1..].trim();
+        }
+        let mut p = if pattern.is_empty() { String::new() } else { clean(pattern) };
+        if p.len() > 1 && p.starts_with('/') {
+            p.remove(0);
+        }
+        out.push(if invert { format!("!{p}") } else { p });
+    }
+    out
+}
+
+/// The ignore file for a build: `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's
+/// `.dockerignore`. Returns the file used, if any, and its patterns.
+pub fn load_ignore_patterns(
+    context: &Path,
+    dockerfile: &Path,
+) -> std::io::Result<Option<(std::path::PathBuf, Vec<String>)>> {
+    let mut candidates = Vec::new();
+    if let Some(name) = dockerfile.file_name() {
+        let mut n = name.to_os_string();
+        n.push(".dockerignore");
+        candidates.push(dockerfile.with_file_name(n));
+    }
+    candidates.push(context.join(".dockerignore"));
+    for c in candidates {
+        match std::fs::read_to_string(&c) {
+            Ok(text) => return Ok(Some((c, read_ignore_file(&text)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}

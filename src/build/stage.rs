@@ -1,0 +1,543 @@
+//! Evaluates stages in order, as BuildKit's dispatcher does: only the stages the target needs, each from its base
+//! (scratch, a registry image through the resolver, or an earlier stage), ARG and ENV state for expansion, base
+//! ONBUILD triggers first, then the stage's instructions. COPY, ADD and WORKDIR write layers; the rest edit the
+//! config (`config.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::config;
+use super::context::Context;
+use super::copy::{CopyJob, Policy, Source, mkdir_entries};
+use super::fs::{FsTree, normalize_in_root};
+use super::layer::write_layer;
+use super::{BaseResolver, BuildError, BuildOptions};
+use crate::dockerfile::shell::{Lexer, NoVars};
+use crate::dockerfile::{self, Arg, Copy, Dockerfile, Instruction, InstructionKind};
+use crate::image::{History, Image, ImageConfig, ImageRef, Platform};
+use crate::progress::Progress;
+
+/// What every stage of one build shares.
+pub(crate) struct Env<'a> {
+    pub opts: &'a BuildOptions,
+    pub df: &'a Dockerfile,
+    pub file: &'a str,
+    pub ctx: Arc<Context>,
+    pub progress: &'a dyn Progress,
+    pub created: &'a str,
+    pub now: i64,
+}
+
+/// A stage being evaluated.
+pub(crate) struct State {
+    pub image: Image,
+    pub fs: FsTree,
+    /// Variables for expansion: the base's Env, then ARG and ENV values as they are set.
+    pub vars: BTreeMap<String, String>,
+    /// ONBUILD expressions this stage declares (triggers for a stage built FROM it).
+    pub onbuild: Vec<String>,
+    /// Whether this stage set CMD (an ENTRYPOINT after that keeps it).
+    pub cmd_set: bool,
+    /// "stage `build` (FROM golang:1.22)", for messages.
+    pub description: String,
+    pub base_workdir: Option<String>,
+}
+
+impl State {
+    pub(crate) fn edit(&mut self, f: impl FnOnce(&mut ImageConfig)) {
+        let image = std::mem::replace(&mut self.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        self.image = image.with_config(f);
+    }
+}
+
+struct Done {
+    image: Image,
+    fs: Arc<FsTree>,
+    vars: BTreeMap<String, String>,
+    onbuild: Vec<String>,
+    description: String,
+    base_workdir: Option<String>,
+}
+
+pub(crate) struct Evaluator<'a, R> {
+    env: Env<'a>,
+    bases: &'a R,
+    global: BTreeMap<String, String>,
+    used: BTreeSet<String>,
+    done: Vec<Option<Done>>,
+    lexer: Lexer,
+    platform: Platform,
+    /// The stage being evaluated.
+    current: usize,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+impl<'a, R: BaseResolver> Evaluator<'a, R> {
+    pub(crate) fn new(env: Env<'a>, bases: &'a R, platform: Platform) -> Self {
+        let lexer = Lexer::new(env.df.escape);
+        let done = env.df.stages.iter().map(|_| None).collect();
+        Evaluator { env, bases, global: BTreeMap::new(), used: BTreeSet::new(), done, lexer, platform, current: 0 }
+    }
+
+    /// Builds the target stage; returns its image and the ARG names that consumed build-args.
+    pub(crate) async fn run(mut self, target: usize) -> Result<(Image, BTreeSet<String>), BuildError> {
+        self.global = global_args(self.env.df, self.env.opts, &self.platform, &host_platform(), &mut self.used)
+            .map_err(|(line, m)| self.err(line, "ARG", m))?;
+        let needed = self.needed(target);
+        for (i, need) in needed.iter().enumerate().take(target + 1) {
+            if *need {
+                let done = self.stage(i).await?;
+                self.done[i] = Some(done);
+            }
+        }
+        let done =
+            self.done[target].take().ok_or_else(|| BuildError::Options("the target stage was not built".into()))?;
+        let labels = self.env.opts.labels.clone();
+        let created = self.env.created.to_string();
+        let image = done.image.with_config(|c| {
+            c.created = Some(created);
+            if !labels.is_empty() {
+                c.container_mut().labels.get_or_insert_with(BTreeMap::new).extend(labels);
+            }
+        });
+        Ok((image, self.used))
+    }
+
+    fn err(&self, line: usize, instruction: &str, message: String) -> BuildError {
+        BuildError::Instruction { file: self.env.file.to_string(), line, instruction: instruction.to_string(), message }
+    }
+
+    fn expand(&self, word: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+        self.lexer.process_word(word, vars).map_err(|e| e.to_string())
+    }
+
+    /// Stages the target depends on, through FROM and COPY --from (BuildKit skips the others, RUN and all).
+    fn needed(&self, target: usize) -> Vec<bool> {
+        let stages = &self.env.df.stages;
+        let by_name = |n: &str| stages.iter().position(|s| s.name.as_deref() == Some(n.to_ascii_lowercase().as_str()));
+        let mut needed = vec![false; stages.len()];
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut needed[i], true) {
+                continue;
+            }
+            let base = self.expand(&stages[i].base, &self.global).unwrap_or_default().to_ascii_lowercase();
+            todo.extend(stages[..i].iter().rposition(|s| s.name.as_deref() == Some(base.as_str())));
+            for ins in &stages[i].instructions {
+                if let InstructionKind::Copy(Copy { from: Some(from), .. }) = &ins.kind {
+                    todo.extend(by_name(from).or_else(|| from.parse().ok().filter(|&n: &usize| n < stages.len())));
+                }
+            }
+        }
+        needed
+    }
+
+    async fn stage(&mut self, i: usize) -> Result<Done, BuildError> {
+        let df = self.env.df;
+        let s = &df.stages[i];
+        self.current = i;
+        let label = s.name.clone().unwrap_or_else(|| format!("stage-{i}"));
+        let base = self.expand(&s.base, &self.global).map_err(|m| self.err(s.line, "FROM", format!("FROM {m}")))?;
+        let platform = match &s.platform {
+            None => self.platform.clone(),
+            Some(p) => {
+                let e = self
+                    .expand(p, &self.global)
+                    .map_err(|m| self.err(s.line, "FROM", format!("FROM --platform: {m}")))?;
+                Platform::parse(&e).ok_or_else(|| {
+                    self.err(
+                        s.line,
+                        "FROM",
+                        format!("FROM --platform={e}: write a platform as os/arch[/variant], for example linux/arm64"),
+                    )
+                })?
+            }
+        };
+        let lower = base.to_ascii_lowercase();
+        let parent = (0..i).rev().find(|&j| df.stages[j].name.as_deref() == Some(lower.as_str()));
+        let (mut st, triggers) = if lower == "scratch" {
+            let image = Image::scratch(&platform);
+            (self.fresh(image, FsTree::new(true), format!("stage `{label}` (FROM scratch)")), Vec::new())
+        } else if let Some(j) = parent {
+            let d = self.done[j].as_ref().ok_or_else(|| BuildError::Options(format!("stage {j} was not built")))?;
+            let st = State {
+                image: d.image.clone(),
+                fs: (*d.fs).clone(),
+                vars: d.vars.clone(),
+                onbuild: Vec::new(),
+                cmd_set: false,
+                description: d.description.clone(),
+                base_workdir: d.base_workdir.clone(),
+            };
+            (st, d.onbuild.clone())
+        } else {
+            let r = ImageRef::parse(&base).map_err(|e| self.err(s.line, "FROM", format!("FROM {e}")))?;
+            self.env.progress.info(&format!("[{label}] FROM {r} ({platform})"));
+            let image = self.bases.resolve(&r, &platform).await?;
+            let triggers = image.config().config.as_ref().and_then(|c| c.on_build.clone()).unwrap_or_default();
+            (self.fresh(image, FsTree::new(false), format!("stage `{label}` (FROM {base})")), triggers)
+        };
+        st.edit(|c| {
+            if let Some(cc) = c.config.as_mut() {
+                cc.on_build = None;
+            }
+        });
+        for text in &triggers {
+            let ins = dockerfile::parse_instruction(
+                text,
+                &format!("{}: ONBUILD trigger from {base}", self.env.file),
+                s.line,
+            )?;
+            self.env.progress.info(&format!("[{label}] ONBUILD {text}"));
+            self.dispatch(&mut st, &ins).await?;
+        }
+        for (n, ins) in s.instructions.iter().enumerate() {
+            self.env.progress.info(&format!("[{label} {}/{}] {}", n + 1, s.instructions.len(), ins.original));
+            self.dispatch(&mut st, ins).await?;
+        }
+        Ok(Done {
+            image: st.image,
+            fs: Arc::new(st.fs),
+            vars: st.vars,
+            onbuild: st.onbuild,
+            description: st.description,
+            base_workdir: st.base_workdir,
+        })
+    }
+
+    /// A stage state over a base image: PATH ensured (as BuildKit does), variables from its Env.
+    fn fresh(&self, image: Image, fs: FsTree, description: String) -> State {
+        let base_workdir = image.config().config.as_ref().and_then(|c| c.working_dir.clone()).filter(|w| !w.is_empty());
+        let mut st =
+            State { image, fs, vars: BTreeMap::new(), onbuild: Vec::new(), cmd_set: false, description, base_workdir };
+        if st.image.config().env("PATH").is_none() && st.image.config().os != "windows" {
+            st.edit(|c| c.set_env("PATH", DEFAULT_PATH));
+        }
+        let env = st.image.config().config.as_ref().and_then(|c| c.env.clone()).unwrap_or_default();
+        for e in env {
+            let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            st.vars.insert(k.to_string(), v.to_string());
+        }
+        st
+    }
+
+    fn history(&self, created_by: String) -> History {
+        History {
+            created: Some(self.env.created.to_string()),
+            created_by: Some(created_by),
+            comment: Some(HISTORY_COMMENT.into()),
+            ..History::default()
+        }
+    }
+
+    fn commit_empty(&self, st: &mut State, created_by: String) {
+        let h = self.history(created_by);
+        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        st.image = image.with_empty_history(h);
+    }
+
+    async fn dispatch(&mut self, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
+        let line = ins.line;
+        let kw = ins.kind.name();
+        match &ins.kind {
+            InstructionKind::Run(_) => Err(BuildError::Run { file: self.env.file.to_string(), line }),
+            InstructionKind::Arg(args) => self.arg(st, args).map_err(|m| self.err(line, kw, m)),
+            InstructionKind::Env(kvs) => {
+                let mut pairs = Vec::new();
+                for kv in kvs {
+                    let k = self.expand(&kv.key, &st.vars).map_err(|m| self.err(line, kw, format!("ENV {m}")))?;
+                    let v = self.expand(&kv.value, &st.vars).map_err(|m| self.err(line, kw, format!("ENV {m}")))?;
+                    pairs.push((k, v));
+                }
+                for (k, v) in &pairs {
+                    st.vars.insert(k.clone(), v.clone());
+                    st.edit(|c| c.set_env(k, v));
+                }
+                let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.commit_empty(st, format!("ENV {}", text.join(" ")));
+                Ok(())
+            }
+            InstructionKind::Copy(c) => self.copy(st, c, false, line).await,
+            InstructionKind::Add(c) => self.copy(st, c, true, line).await,
+            InstructionKind::Workdir(p) => self.workdir(st, p, line).await,
+            other => {
+                let history =
+                    config::apply(st, other, &self.lexer).map_err(|m| self.err(line, kw, format!("{kw} {m}")))?;
+                if let Some(h) = history {
+                    self.commit_empty(st, h);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn arg(&mut self, st: &mut State, args: &[Arg]) -> Result<(), String> {
+        let mut parts = Vec::new();
+        for a in args {
+            self.used.insert(a.name.clone());
+            let value = match (self.env.opts.build_args.get(&a.name), &a.default) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(d)) => Some(self.expand(d, &st.vars).map_err(|m| format!("ARG {m}"))?),
+                (None, None) => self.global.get(&a.name).cloned(),
+            };
+            match value {
+                Some(v) => {
+                    parts.push(format!("{}={v}", a.name));
+                    st.vars.insert(a.name.clone(), v);
+                }
+                None => parts.push(a.name.clone()),
+            }
+        }
+        self.commit_empty(st, format!("ARG {}", parts.join(" ")));
+        Ok(())
+    }
+
+    async fn workdir(&mut self, st: &mut State, path: &str, line: usize) -> Result<(), BuildError> {
+        let p = self.expand(path, &st.vars).map_err(|m| self.err(line, "WORKDIR", format!("WORKDIR {m}")))?;
+        let current = st.image.config().config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_default();
+        let rel = if p.starts_with('/') { normalize_in_root(&p) } else { normalize_in_root(&format!("{current}/{p}")) };
+        let wd = format!("/{rel}");
+        st.edit(|c| c.container_mut().working_dir = Some(wd.clone()));
+        if rel.is_empty() {
+            self.commit_empty(st, format!("WORKDIR {wd}"));
+            return Ok(());
+        }
+        let user = st.image.config().config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default();
+        let owner = if user.is_empty() {
+            None
+        } else {
+            match config::owner(&user, &st.fs) {
+                Ok(o) => Some(o),
+                Err(m) => {
+                    self.env
+                        .progress
+                        .warning(&format!("{}:{line}: WORKDIR {wd} is created owned by root: {m}", self.env.file));
+                    None
+                }
+            }
+        };
+        let policy = self.policy(owner, None, st);
+        let entries = mkdir_entries(&st.fs, &rel, &policy);
+        if entries.is_empty() {
+            self.commit_empty(st, format!("WORKDIR {wd}"));
+            return Ok(());
+        }
+        let work_dir = self.env.opts.work_dir.clone();
+        let (entries, layer) =
+            tokio::task::spawn_blocking(move || write_layer(&entries, &work_dir).map(|l| (entries, l)))
+                .await
+                .map_err(|e| BuildError::Options(format!("the layer writer stopped: {e}")))?
+                .map_err(|e| self.err(line, "WORKDIR", format!("WORKDIR {wd}: writing the layer: {e}")))?;
+        st.fs.apply(&entries);
+        let h = self.history(format!("WORKDIR {wd}"));
+        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        st.image = image.with_layer(layer, h);
+        Ok(())
+    }
+
+    fn policy(&self, chown: Option<(u64, u64)>, chmod: Option<u32>, st: &State) -> Policy {
+        Policy {
+            chown,
+            chmod,
+            epoch: self.env.opts.source_date_epoch,
+            now: self.env.now,
+            base_workdir: st.base_workdir.clone(),
+        }
+    }
+
+    async fn copy(&mut self, st: &mut State, c: &Copy, is_add: bool, line: usize) -> Result<(), BuildError> {
+        let kw = if is_add { "ADD" } else { "COPY" };
+        let fail = |m: String| self.err(line, kw, format!("{kw} {m}"));
+        let mut sources = Vec::new();
+        for s in &c.sources {
+            let e = self.expand(s, &st.vars).map_err(&fail)?;
+            if e.starts_with("http://") || e.starts_with("https://") || e.starts_with("git@") {
+                return Err(fail(format!(
+                    "{e}: fetching URLs and git repositories is not supported by the native builder yet; download it in \
+                     a workflow step and COPY it from the context, or use `builder: docker`"
+                )));
+            }
+            sources.push(e);
+        }
+        let dest = self.expand(&c.dest, &st.vars).map_err(&fail)?;
+        if c.parents {
+            return Err(fail(
+                "--parents is not supported by the native builder yet; copy each directory to its place".into(),
+            ));
+        }
+        if c.checksum.is_some() || c.keep_git_dir.is_some() {
+            return Err(fail("--checksum and --keep-git-dir apply to URL and git sources, which the native builder does not fetch yet".into()));
+        }
+        let chown = match &c.chown {
+            None => None,
+            Some(spec) => {
+                let spec = self.expand(spec, &st.vars).map_err(&fail)?;
+                Some(config::owner(&spec, &st.fs).map_err(|m| fail(format!("--chown={spec}: {m}")))?)
+            }
+        };
+        let chmod = match &c.chmod {
+            None => None,
+            Some(spec) => {
+                let spec = self.expand(spec, &st.vars).map_err(&fail)?;
+                Some(parse_chmod(&spec).map_err(|m| fail(format!("--chmod={spec}: {m}")))?)
+            }
+        };
+        let source = match &c.from {
+            None => Source::Context(self.env.ctx.clone()),
+            Some(from) => self.copy_source_stage(from).map_err(&fail)?,
+        };
+        let heredoc_lexer = Lexer { skip_quotes: true, ..Lexer::new('\\') };
+        let mut heredocs = Vec::new();
+        for h in &c.heredocs {
+            let body = if h.expand {
+                heredoc_lexer.process_word(&h.content, &st.vars).map_err(|e| fail(e.to_string()))?
+            } else {
+                h.content.clone()
+            };
+            heredocs.push((h.name.clone(), body.into_bytes()));
+        }
+        let mut created_by = kw.to_string();
+        for (flag, v) in [("chown", &c.chown), ("chmod", &c.chmod)] {
+            if let Some(v) = v {
+                created_by.push_str(&format!(" --{flag}={}", self.expand(v, &st.vars).unwrap_or_else(|_| v.clone())));
+            }
+        }
+        for s in &sources {
+            created_by.push_str(&format!(" {s}"));
+        }
+        for h in &c.heredocs {
+            created_by.push_str(&format!(" <<{}", h.name));
+        }
+        created_by.push_str(&format!(" {dest} # buildkit"));
+        let workdir = st.image.config().config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_default();
+        let job = CopyJob {
+            keyword: kw,
+            source,
+            sources,
+            heredocs,
+            dest,
+            workdir,
+            excludes: c.exclude.clone(),
+            unpack: is_add && c.unpack != Some(false),
+            policy: self.policy(chown, chmod, st),
+            work_dir: self.env.opts.work_dir.clone(),
+        };
+        let tree = std::mem::take(&mut st.fs);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let planned = match job.plan(&tree) {
+                Ok(p) => p,
+                Err(m) => return (tree, Err(m)),
+            };
+            let layer = write_layer(&planned.entries, &job.work_dir).map_err(|e| format!("writing the layer: {e}"));
+            (tree, layer.map(|l| (planned, l)))
+        })
+        .await
+        .map_err(|e| BuildError::Options(format!("the layer writer stopped: {e}")))?;
+        let (tree, result) = outcome;
+        st.fs = tree;
+        let (planned, layer) = result.map_err(fail)?;
+        for w in &planned.warnings {
+            self.env.progress.warning(&format!("{}:{line}: {kw} {w}", self.env.file));
+        }
+        st.fs.apply(&planned.entries);
+        let h = self.history(created_by);
+        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        st.image = image.with_layer(layer, h);
+        Ok(())
+    }
+
+    /// `--from=`: an earlier stage by name or index. An image reference would need its layers downloaded.
+    fn copy_source_stage(&self, from: &str) -> Result<Source, String> {
+        if self.lexer.process_word(from, &NoVars).ok().as_deref() != Some(from) {
+            return Err(format!(
+                "--from={from}: variable expansion is not supported for --from; define a stage with FROM using an ARG from the global scope and copy from it"
+            ));
+        }
+        let stages = &self.env.df.stages;
+        let lower = from.to_ascii_lowercase();
+        let idx = stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| from.parse::<usize>().ok());
+        let Some(idx) = idx else {
+            return Err(format!(
+                "--from={from}: no stage has that name, and copying from an image needs its layers, which the native \
+                 builder does not download yet; add a stage (FROM {from} AS name) only if it is built here, or use `builder: docker`"
+            ));
+        };
+        match self.done.get(idx).and_then(Option::as_ref) {
+            Some(d) if idx < self.current => {
+                Ok(Source::Stage { tree: d.fs.clone(), name: from.to_string(), description: d.description.clone() })
+            }
+            _ => Err(format!("--from={from}: cannot copy from a stage that is not defined before the current one")),
+        }
+    }
+}
+
+fn parse_chmod(spec: &str) -> Result<u32, String> {
+    match u32::from_str_radix(spec, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => {
+            Err("use an octal mode between 0 and 7777, such as 755 or 0644 (symbolic modes are not supported yet)"
+                .into())
+        }
+    }
+}
+
+/// The platform of the machine running the build (BUILDPLATFORM), in Go's names.
+pub(crate) fn host_platform() -> Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "arm" => "arm",
+        other => other,
+    };
+    Platform::new(std::env::consts::OS, arch, None)
+}
+
+/// BuildKit's automatic platform ARGs, with `arm64/v8` normalised to `arm64` as containerd does.
+fn platform_args(prefix: &str, p: &Platform, out: &mut BTreeMap<String, String>) {
+    let variant = p.variant.clone().filter(|v| !(p.architecture == "arm64" && v == "v8")).unwrap_or_default();
+    let full = if variant.is_empty() {
+        format!("{}/{}", p.os, p.architecture)
+    } else {
+        format!("{}/{}/{variant}", p.os, p.architecture)
+    };
+    out.insert(format!("{prefix}PLATFORM"), full);
+    out.insert(format!("{prefix}OS"), p.os.clone());
+    out.insert(format!("{prefix}ARCH"), p.architecture.clone());
+    out.insert(format!("{prefix}VARIANT"), variant);
+}
+
+/// The global scope: the automatic platform ARGs, then the ARGs before the first FROM (a build-arg wins over a
+/// default). Errors carry the line.
+pub(crate) fn global_args(
+    df: &Dockerfile,
+    opts: &BuildOptions,
+    target: &Platform,
+    build: &Platform,
+    used: &mut BTreeSet<String>,
+) -> Result<BTreeMap<String, String>, (usize, String)> {
+    let mut g = BTreeMap::new();
+    platform_args("TARGET", target, &mut g);
+    platform_args("BUILD", build, &mut g);
+    let lexer = Lexer::new(df.escape);
+    for ai in &df.global_args {
+        for a in &ai.args {
+            used.insert(a.name.clone());
+            let value = match (opts.build_args.get(&a.name), &a.default) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(d)) => Some(lexer.process_word(d, &g).map_err(|e| (ai.line, format!("ARG {e}")))?),
+                (None, None) => None,
+            };
+            if let Some(v) = value {
+                g.insert(a.name.clone(), v);
+            }
+        }
+    }
+    Ok(g)
+}
