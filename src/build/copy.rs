@@ -498,8 +498,9 @@ fn unpack(
         }
         let rel = normalize_in_root(&raw);
         let h = entry.header();
-        let (mode, uid, gid) = (h.mode()? & 0o7777, h.uid()?, h.gid()?);
-        let mtime = h.mtime()? as i64;
+        // Empty numeric fields read as 0, as Go's archive/tar reads them.
+        let (mode, uid, gid) = (h.mode().unwrap_or(0o644) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+        let mtime = h.mtime().unwrap_or(0) as i64;
         let node_kind = match h.entry_type() {
             tar::EntryType::Directory => Kind::Dir,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
