@@ -9,5 +9,6 @@ pub mod image;
 pub mod layout;
 pub mod meta;
 pub mod progress;
+pub mod publish;
 pub mod registry;
 pub mod secret;

@@ -100,7 +100,7 @@ pub(crate) struct TokenRequest<'a> {
     pub scopes: &'a [String],
     pub creds: Option<&'a Credentials>,
     /// Hosts we may talk plain HTTP to: credentials are never sent to any other `http://` realm.
-    pub plain_http_ok: &'a dyn Fn(&str) -> bool,
+    pub plain_http_ok: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
 /// Fetches a Bearer token from `realm` for `scopes` (Basic credentials if we have them, else anonymous), caches it,
