@@ -11,11 +11,11 @@
 //! knows its whole filesystem and writes parents as Docker does (0755, owned by `--chown`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::context::{Context, Item, Root, glob_match, has_wildcards, image_path};
+use super::archive;
+use super::context::{Context, Item, Root, image_path};
 use super::fs::{Content, FsTree, Kind, Node, normalize_in_root};
 use super::ignore::PatternMatcher;
 
@@ -135,16 +135,14 @@ impl CopyJob {
         for src in &self.sources {
             let found = match &self.source {
                 Source::Context(ctx) => ctx.roots(src, &excludes)?,
-                Source::Stage { tree: other, name, description } => {
-                    stage_roots(other, src, &excludes, name, description)?
-                }
+                Source::Stage { tree: other, name, description } => other.roots(src, &excludes, name, description)?,
             };
             for root in found {
                 if self.unpack && !root.is_dir {
                     if let Some(Kind::File { content: Content::Disk(path), .. }) =
                         root.items.first().map(|i| &i.node.kind)
                     {
-                        if let Some(kind) = sniff_archive(path).map_err(|e| format!("{src}: {e}"))? {
+                        if let Some(kind) = archive::sniff(path.as_path()).map_err(|e| format!("{src}: {e}"))? {
                             archives.push((src.clone(), path.clone(), kind));
                             continue;
                         }
@@ -190,7 +188,8 @@ impl CopyJob {
         }
         for (src, path, kind) in &archives {
             out.target_dir(&dest_path, None);
-            let (items, w) = unpack(path, *kind, &self.work_dir).map_err(|e| format!("{src}: unpacking: {e}"))?;
+            let (items, w) =
+                archive::unpack(path, *kind, &self.work_dir).map_err(|e| format!("{src}: unpacking: {e}"))?;
             warnings.extend(w.into_iter().map(|w| format!("{src}: {w}")));
             for item in &items {
                 out.put(join(&dest_path, &item.rel), item);
@@ -324,83 +323,9 @@ fn join(a: &str, b: &str) -> String {
     }
 }
 
-/// Sources in another stage's files: a path or wildcard resolved in that stage's tree.
-fn stage_roots(
-    tree: &FsTree,
-    src: &str,
-    excludes: &PatternMatcher,
-    name: &str,
-    description: &str,
-) -> Result<Vec<Root>, String> {
-    let pattern = normalize_in_root(src);
-    let candidates: Vec<String> = if has_wildcards(&pattern) {
-        let parts: Vec<&str> = pattern.split('/').collect();
-        let mut found = Vec::new();
-        for p in tree.paths() {
-            let comps: Vec<&str> = p.split('/').collect();
-            if comps.len() == parts.len()
-                && parts.iter().zip(&comps).all(|(pat, c)| glob_match(pat, c).unwrap_or(false))
-            {
-                found.push(p.to_string());
-            }
-        }
-        found
-    } else {
-        vec![pattern.clone()]
-    };
-    let mut roots = Vec::new();
-    for path in candidates {
-        let resolved = if path.is_empty() { Some(String::new()) } else { tree.resolve(&path) };
-        let Some(resolved) = resolved.filter(|r| r.is_empty() || tree.get(r).is_some()) else {
-            if has_wildcards(&pattern) {
-                continue;
-            }
-            let why = if tree.complete {
-                String::new()
-            } else {
-                format!(
-                    "; the native builder does not download base image layers, so it can only copy what this Dockerfile \
-                     put into {description} (COPY, ADD, WORKDIR). Use `builder: docker` for this Dockerfile"
-                )
-            };
-            return Err(format!("--from={name} {src}: not found in {description}{why}"));
-        };
-        let sub = tree.subtree(&resolved);
-        let is_dir = resolved.is_empty() || sub.first().is_some_and(|(_, n)| n.is_dir());
-        let mut items = Vec::new();
-        if resolved.is_empty() {
-            items.push(Item { rel: String::new(), node: Node::dir(0o755, 0, 0, 0), inode: None });
-        }
-        for (rel, mut node) in sub {
-            if !rel.is_empty() && !excludes.is_empty() && excludes.matches(&rel) {
-                continue;
-            }
-            // Hard links inside the copied tree are re-pointed; links to outside become copies.
-            if let Kind::Hardlink(target) = &node.kind {
-                let inside = if resolved.is_empty() {
-                    Some(target.clone())
-                } else {
-                    target.strip_prefix(&format!("{resolved}/")).map(str::to_string)
-                };
-                match inside {
-                    Some(t) => node.kind = Kind::Hardlink(t),
-                    None => match tree.resolve(target).and_then(|t| tree.get(&t)) {
-                        Some(Node { kind: kind @ Kind::File { .. }, .. }) => node.kind = kind.clone(),
-                        _ => continue,
-                    },
-                }
-            }
-            items.push(Item { rel, node, inode: None });
-        }
-        let name = path.rsplit('/').next().unwrap_or_default().to_string();
-        roots.push(Root { is_dir, name, items });
-    }
-    Ok(relink(roots))
-}
-
 /// Hard links inside one root (targets relative to the root) become shared inode keys, so [`Layout`] links them
 /// in layer order whatever their names; a link whose target is not copied is dropped.
-fn relink(mut roots: Vec<Root>) -> Vec<Root> {
+pub(crate) fn relink(mut roots: Vec<Root>) -> Vec<Root> {
     for (r, root) in roots.iter_mut().enumerate() {
         let mut keep = vec![true; root.items.len()];
         #[allow(clippy::needless_range_loop)] // items are read and written by index in the loop
@@ -422,111 +347,4 @@ fn relink(mut roots: Vec<Root>) -> Vec<Root> {
         root.items.retain(|_| k.next().unwrap_or(true));
     }
     roots
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum ArchiveKind {
-    Tar,
-    Gzip,
-}
-
-/// Whether an ADDed file is an archive to unpack. bzip2, xz and zstd cannot be unpacked without more codecs:
-/// that is an error rather than a silent copy of the compressed file.
-fn sniff_archive(path: &std::path::Path) -> Result<Option<ArchiveKind>, String> {
-    let mut head = Vec::new();
-    std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(|e| e.to_string())?;
-    let unsupported = |what: &str| {
-        Err(format!(
-            "{what}-compressed archives cannot be unpacked by the native builder yet; use .tar or .tar.gz, or COPY \
-             the file to keep it compressed"
-        ))
-    };
-    if head.starts_with(&[0x1f, 0x8b]) {
-        let mut inner = Vec::new();
-        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-        let _ = flate2::read::GzDecoder::new(file).take(512).read_to_end(&mut inner);
-        return Ok(is_tar_header(&inner).then_some(ArchiveKind::Gzip));
-    }
-    if head.starts_with(b"BZh") {
-        return unsupported("bzip2");
-    }
-    if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
-        return unsupported("xz");
-    }
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return unsupported("zstd");
-    }
-    Ok(is_tar_header(&head).then_some(ArchiveKind::Tar))
-}
-
-/// A tar header: the `ustar` magic, or an old-style header whose checksum adds up.
-fn is_tar_header(b: &[u8]) -> bool {
-    if b.len() < 512 {
-        return false;
-    }
-    if &b[257..262] == b"ustar" {
-        return true;
-    }
-    let field = String::from_utf8_lossy(&b[148..156]);
-    let Ok(stored) = u64::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8) else { return false };
-    let sum: u64 =
-        b[..512].iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { u64::from(x) }).sum();
-    stored == sum && b[0] != 0
-}
-
-/// Unpacks an archive: file contents go to a directory in the work directory, entries come back relative to
-/// the destination.
-fn unpack(
-    path: &std::path::Path,
-    kind: ArchiveKind,
-    work_dir: &std::path::Path,
-) -> std::io::Result<(Vec<Item>, Vec<String>)> {
-    let file = std::fs::File::open(path)?;
-    let reader: Box<dyn Read> = match kind {
-        ArchiveKind::Tar => Box::new(file),
-        ArchiveKind::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
-    };
-    let store = tempfile::Builder::new().prefix(".unpack-").tempdir_in(work_dir)?.keep();
-    let mut archive = tar::Archive::new(reader);
-    let mut items = Vec::new();
-    let mut warnings = Vec::new();
-    for (n, entry) in archive.entries()?.enumerate() {
-        let mut entry = entry?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        if raw.split('/').any(|c| c == "..") {
-            return Err(std::io::Error::other(format!("{raw}: archive paths may not contain `..`")));
-        }
-        let rel = normalize_in_root(&raw);
-        let h = entry.header();
-        // Empty numeric fields read as 0, as Go's archive/tar reads them.
-        let (mode, uid, gid) = (h.mode().unwrap_or(0o644) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
-        let mtime = h.mtime().unwrap_or(0) as i64;
-        let node_kind = match h.entry_type() {
-            tar::EntryType::Directory => Kind::Dir,
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let size = entry.size();
-                let stored = store.join(n.to_string());
-                std::io::copy(&mut entry, &mut std::fs::File::create(&stored)?)?;
-                Kind::File { content: Content::Disk(stored), size }
-            }
-            tar::EntryType::Symlink => Kind::Symlink(
-                entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default(),
-            ),
-            tar::EntryType::Link => {
-                let target =
-                    entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
-                Kind::Hardlink(normalize_in_root(&target))
-            }
-            other => {
-                warnings.push(format!("skipped {raw} ({other:?} entries are not supported)"));
-                continue;
-            }
-        };
-        if rel.is_empty() {
-            continue;
-        }
-        items.push(Item { rel, node: Node { kind: node_kind, mode, uid, gid, mtime }, inode: None });
-    }
-    let root = Root { is_dir: true, name: String::new(), items };
-    Ok((relink(vec![root]).pop().map(|r| r.items).unwrap_or_default(), warnings))
 }

@@ -8,6 +8,10 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::context::{Item, Root, glob_match, has_wildcards};
+use super::copy::relink;
+use super::ignore::PatternMatcher;
+
 /// Where a regular file's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Content {
@@ -103,6 +107,80 @@ impl FsTree {
             }
         }
         out
+    }
+
+    /// Sources in another stage's files: a path or wildcard resolved in that stage's self.
+    pub(crate) fn roots(
+        &self,
+        src: &str,
+        excludes: &PatternMatcher,
+        name: &str,
+        description: &str,
+    ) -> Result<Vec<Root>, String> {
+        let pattern = normalize_in_root(src);
+        let candidates: Vec<String> = if has_wildcards(&pattern) {
+            let parts: Vec<&str> = pattern.split('/').collect();
+            let mut found = Vec::new();
+            for p in self.paths() {
+                let comps: Vec<&str> = p.split('/').collect();
+                if comps.len() == parts.len()
+                    && parts.iter().zip(&comps).all(|(pat, c)| glob_match(pat, c).unwrap_or(false))
+                {
+                    found.push(p.to_string());
+                }
+            }
+            found
+        } else {
+            vec![pattern.clone()]
+        };
+        let mut roots = Vec::new();
+        for path in candidates {
+            let resolved = if path.is_empty() { Some(String::new()) } else { self.resolve(&path) };
+            let Some(resolved) = resolved.filter(|r| r.is_empty() || self.get(r).is_some()) else {
+                if has_wildcards(&pattern) {
+                    continue;
+                }
+                let why = if self.complete {
+                    String::new()
+                } else {
+                    format!(
+                        "; the native builder does not download base image layers, so it can only copy what this Dockerfile \
+                     put into {description} (COPY, ADD, WORKDIR). Use `builder: docker` for this Dockerfile"
+                    )
+                };
+                return Err(format!("--from={name} {src}: not found in {description}{why}"));
+            };
+            let sub = self.subtree(&resolved);
+            let is_dir = resolved.is_empty() || sub.first().is_some_and(|(_, n)| n.is_dir());
+            let mut items = Vec::new();
+            if resolved.is_empty() {
+                items.push(Item { rel: String::new(), node: Node::dir(0o755, 0, 0, 0), inode: None });
+            }
+            for (rel, mut node) in sub {
+                if !rel.is_empty() && !excludes.is_empty() && excludes.matches(&rel) {
+                    continue;
+                }
+                // Hard links inside the copied tree are re-pointed; links to outside become copies.
+                if let Kind::Hardlink(target) = &node.kind {
+                    let inside = if resolved.is_empty() {
+                        Some(target.clone())
+                    } else {
+                        target.strip_prefix(&format!("{resolved}/")).map(str::to_string)
+                    };
+                    match inside {
+                        Some(t) => node.kind = Kind::Hardlink(t),
+                        None => match self.resolve(target).and_then(|t| self.get(&t)) {
+                            Some(Node { kind: kind @ Kind::File { .. }, .. }) => node.kind = kind.clone(),
+                            _ => continue,
+                        },
+                    }
+                }
+                items.push(Item { rel, node, inode: None });
+            }
+            let name = path.rsplit('/').next().unwrap_or_default().to_string();
+            roots.push(Root { is_dir, name, items });
+        }
+        Ok(relink(roots))
     }
 
     /// Every path in the tree, for wildcard matching.

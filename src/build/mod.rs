@@ -4,8 +4,9 @@
 //! stay references in their registry. RUN is refused: it needs a container runtime.
 //!
 //! Layout: [`ignore`] (`.dockerignore`), `context` (sources in the context), `fs` (what the stage's own layers hold),
-//! `copy` (COPY/ADD semantics), `layer` (tar + gzip), `stage` (evaluation) and `config` (metadata instructions).
+//! `copy` (COPY/ADD semantics), `archive` (ADD's tars), `layer` (tar + gzip), `stage` (evaluation) and `config` (metadata instructions).
 
+mod archive;
 mod config;
 mod context;
 mod copy;

@@ -1,0 +1,197 @@
+//! The instructions that write layers: COPY, ADD (through `copy`) and WORKDIR (a `mkdir -p`), each planned and
+//! written on a blocking thread so no layer is held in memory and the runtime is not stalled.
+
+use super::*;
+
+impl<R: BaseResolver> Evaluator<'_, R> {
+    pub(super) async fn workdir(&mut self, st: &mut State, path: &str, line: usize) -> Result<(), BuildError> {
+        let p = self.expand(path, &st.vars).map_err(|m| self.err(line, "WORKDIR", format!("WORKDIR {m}")))?;
+        let current = st.image.config().config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_default();
+        let rel = if p.starts_with('/') { normalize_in_root(&p) } else { normalize_in_root(&format!("{current}/{p}")) };
+        let wd = format!("/{rel}");
+        st.edit(|c| c.container_mut().working_dir = Some(wd.clone()));
+        if rel.is_empty() {
+            self.commit_empty(st, format!("WORKDIR {wd}"));
+            return Ok(());
+        }
+        let user = st.image.config().config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default();
+        let owner = if user.is_empty() {
+            None
+        } else {
+            match config::owner(&user, &st.fs) {
+                Ok(o) => Some(o),
+                Err(m) => {
+                    self.env
+                        .progress
+                        .warning(&format!("{}:{line}: WORKDIR {wd} is created owned by root: {m}", self.env.file));
+                    None
+                }
+            }
+        };
+        let policy = self.policy(owner, None, st);
+        let entries = mkdir_entries(&st.fs, &rel, &policy);
+        if entries.is_empty() {
+            self.commit_empty(st, format!("WORKDIR {wd}"));
+            return Ok(());
+        }
+        let work_dir = self.env.opts.work_dir.clone();
+        let (entries, layer) =
+            tokio::task::spawn_blocking(move || write_layer(&entries, &work_dir).map(|l| (entries, l)))
+                .await
+                .map_err(|e| BuildError::Options(format!("the layer writer stopped: {e}")))?
+                .map_err(|e| self.err(line, "WORKDIR", format!("WORKDIR {wd}: writing the layer: {e}")))?;
+        st.fs.apply(&entries);
+        let h = self.history(format!("WORKDIR {wd}"));
+        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        st.image = image.with_layer(layer, h);
+        Ok(())
+    }
+
+    fn policy(&self, chown: Option<(u64, u64)>, chmod: Option<u32>, st: &State) -> Policy {
+        Policy {
+            chown,
+            chmod,
+            epoch: self.env.opts.source_date_epoch,
+            now: self.env.now,
+            base_workdir: st.base_workdir.clone(),
+        }
+    }
+
+    pub(super) async fn copy(&mut self, st: &mut State, c: &Copy, is_add: bool, line: usize) -> Result<(), BuildError> {
+        let kw = if is_add { "ADD" } else { "COPY" };
+        let fail = |m: String| self.err(line, kw, format!("{kw} {m}"));
+        let mut sources = Vec::new();
+        for s in &c.sources {
+            let e = self.expand(s, &st.vars).map_err(&fail)?;
+            if e.starts_with("http://") || e.starts_with("https://") || e.starts_with("git@") {
+                return Err(fail(format!(
+                    "{e}: fetching URLs and git repositories is not supported by the native builder yet; download it in \
+                     a workflow step and COPY it from the context, or use `builder: docker`"
+                )));
+            }
+            sources.push(e);
+        }
+        let dest = self.expand(&c.dest, &st.vars).map_err(&fail)?;
+        if c.parents {
+            return Err(fail(
+                "--parents is not supported by the native builder yet; copy each directory to its place".into(),
+            ));
+        }
+        if c.checksum.is_some() || c.keep_git_dir.is_some() {
+            return Err(fail("--checksum and --keep-git-dir apply to URL and git sources, which the native builder does not fetch yet".into()));
+        }
+        let chown = match &c.chown {
+            None => None,
+            Some(spec) => {
+                let spec = self.expand(spec, &st.vars).map_err(&fail)?;
+                Some(config::owner(&spec, &st.fs).map_err(|m| fail(format!("--chown={spec}: {m}")))?)
+            }
+        };
+        let chmod = match &c.chmod {
+            None => None,
+            Some(spec) => {
+                let spec = self.expand(spec, &st.vars).map_err(&fail)?;
+                Some(parse_chmod(&spec).map_err(|m| fail(format!("--chmod={spec}: {m}")))?)
+            }
+        };
+        let source = match &c.from {
+            None => Source::Context(self.env.ctx.clone()),
+            Some(from) => self.copy_source_stage(from).map_err(&fail)?,
+        };
+        let heredoc_lexer = Lexer { skip_quotes: true, ..Lexer::new('\\') };
+        let mut heredocs = Vec::new();
+        for h in &c.heredocs {
+            let body = if h.expand {
+                heredoc_lexer.process_word(&h.content, &st.vars).map_err(|e| fail(e.to_string()))?
+            } else {
+                h.content.clone()
+            };
+            heredocs.push((h.name.clone(), body.into_bytes()));
+        }
+        let mut created_by = kw.to_string();
+        for (flag, v) in [("chown", &c.chown), ("chmod", &c.chmod)] {
+            if let Some(v) = v {
+                created_by.push_str(&format!(" --{flag}={}", self.expand(v, &st.vars).unwrap_or_else(|_| v.clone())));
+            }
+        }
+        for s in &sources {
+            created_by.push_str(&format!(" {s}"));
+        }
+        for h in &c.heredocs {
+            created_by.push_str(&format!(" <<{}", h.name));
+        }
+        created_by.push_str(&format!(" {dest} # buildkit"));
+        let workdir = st.image.config().config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_default();
+        let job = CopyJob {
+            keyword: kw,
+            source,
+            sources,
+            heredocs,
+            dest,
+            workdir,
+            excludes: c.exclude.clone(),
+            unpack: is_add && c.unpack != Some(false),
+            policy: self.policy(chown, chmod, st),
+            work_dir: self.env.opts.work_dir.clone(),
+        };
+        let tree = std::mem::take(&mut st.fs);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let planned = match job.plan(&tree) {
+                Ok(p) => p,
+                Err(m) => return (tree, Err(m)),
+            };
+            let layer = write_layer(&planned.entries, &job.work_dir).map_err(|e| format!("writing the layer: {e}"));
+            (tree, layer.map(|l| (planned, l)))
+        })
+        .await
+        .map_err(|e| BuildError::Options(format!("the layer writer stopped: {e}")))?;
+        let (tree, result) = outcome;
+        st.fs = tree;
+        let (planned, layer) = result.map_err(fail)?;
+        for w in &planned.warnings {
+            self.env.progress.warning(&format!("{}:{line}: {kw} {w}", self.env.file));
+        }
+        st.fs.apply(&planned.entries);
+        let h = self.history(created_by);
+        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        st.image = image.with_layer(layer, h);
+        Ok(())
+    }
+
+    /// `--from=`: an earlier stage by name or index. An image reference would need its layers downloaded.
+    fn copy_source_stage(&self, from: &str) -> Result<Source, String> {
+        if self.lexer.process_word(from, &NoVars).ok().as_deref() != Some(from) {
+            return Err(format!(
+                "--from={from}: variable expansion is not supported for --from; define a stage with FROM using an ARG from the global scope and copy from it"
+            ));
+        }
+        let stages = &self.env.df.stages;
+        let lower = from.to_ascii_lowercase();
+        let idx = stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| from.parse::<usize>().ok());
+        let Some(idx) = idx else {
+            return Err(format!(
+                "--from={from}: no stage has that name, and copying from an image needs its layers, which the native \
+                 builder does not download yet; add a stage (FROM {from} AS name) only if it is built here, or use `builder: docker`"
+            ));
+        };
+        match self.done.get(idx).and_then(Option::as_ref) {
+            Some(d) if idx < self.current => {
+                Ok(Source::Stage { tree: d.fs.clone(), name: from.to_string(), description: d.description.clone() })
+            }
+            _ => Err(format!("--from={from}: cannot copy from a stage that is not defined before the current one")),
+        }
+    }
+}
+
+fn parse_chmod(spec: &str) -> Result<u32, String> {
+    match u32::from_str_radix(spec, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => {
+            Err("use an octal mode between 0 and 7777, such as 755 or 0644 (symbolic modes are not supported yet)"
+                .into())
+        }
+    }
+}
