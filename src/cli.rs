@@ -25,7 +25,9 @@ pub struct InputDef {
     pub name: &'static str,
     pub kind: Kind,
     pub scope: Scope,
-    /// The default `action.yml` declares (expressions the runner evaluates, such as `${{ github.token }}`).
+    /// The default `action.yml` declares (expressions the runner evaluates, such as `${{ github.token }}`); the
+    /// runner applies it, so only the test that keeps `action.yml` in step reads it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub action_default: Option<&'static str>,
     pub help: &'static str,
 }
@@ -249,11 +251,6 @@ impl RawInputs {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect()
-    }
-
-    /// Names of the inputs that were given.
-    pub fn given(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.values.keys().copied()
     }
 }
 

@@ -42,10 +42,6 @@ impl Log {
         Log { inner: Arc::new(LogInner { actions, debug, secrets: Mutex::new(Vec::new()), out: Mutex::new(out) }) }
     }
 
-    pub fn is_actions(&self) -> bool {
-        self.inner.actions
-    }
-
     /// Registers a secret: masked by the runner from now on, and redacted from everything we print.
     /// Each line of a multi-line secret is masked on its own, as the runner needs.
     pub fn add_secret(&self, secret: &str) {

@@ -25,6 +25,7 @@ impl Env {
         }
     }
 
+    #[cfg(test)]
     pub fn from_map(vars: BTreeMap<String, String>) -> Self {
         Env { vars }
     }

@@ -1,0 +1,414 @@
+//! Raw inputs become one validated [`Config`] in two phases: [`Config::parse`] checks types, grammar and defaults
+//! without touching the file system or the network, then [`Config::check`] looks at the files it names. Every
+//! error names the input at fault and how to fix it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use octopush::image::{ImageName, Platform};
+use octopush::meta::{GitContext, MetaInputs};
+use octopush::registry::Credentials;
+use octopush::secret::Secret;
+
+use crate::actions::Env;
+use crate::cli::RawInputs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("input `{input}`: {message}")]
+    Input { input: &'static str, message: String },
+    #[error("{0}")]
+    Environment(String),
+}
+
+fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Input { input, message: message.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    Publish,
+    Meta,
+}
+
+/// Everything a run needs, validated. Nothing below this reads the environment.
+#[derive(Debug)]
+pub struct Config {
+    pub command: CommandKind,
+    pub meta: MetaInputs,
+    pub git: GitContext,
+    /// For the REST API (repository description, license). Masked before anything is printed.
+    pub github_token: Option<Secret>,
+    pub source_date_epoch: Option<i64>,
+    /// Whether the computed OCI labels go on the image (`add_git_labels`).
+    pub apply_labels: bool,
+    pub publish: PublishConfig,
+}
+
+#[derive(Debug)]
+pub struct PublishConfig {
+    pub targets: Vec<ImageName>,
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub platforms: Vec<Platform>,
+    pub push: bool,
+    pub output: Option<PathBuf>,
+    pub credentials: Option<Credentials>,
+    pub ca_file: Option<PathBuf>,
+    pub jobs: usize,
+    /// `--example`: the embedded example replaces the context and Dockerfile.
+    pub example: bool,
+}
+
+impl Config {
+    /// Phase one: parse and default, no I/O.
+    pub fn parse(raw: &RawInputs, env: &Env, payload: Option<serde_json::Value>) -> Result<Config, ConfigError> {
+        let command = match raw.get("command").map(str::trim).unwrap_or("publish") {
+            "publish" => CommandKind::Publish,
+            "meta" => CommandKind::Meta,
+            other => return Err(bad("command", format!("`{other}` is not a command: use `publish` or `meta`"))),
+        };
+        let git = GitContext::from_vars(&env.github_vars(), payload);
+
+        let registry = raw.get("registry").unwrap_or("ghcr.io").trim().to_string();
+        let repository = match raw.get("repository") {
+            Some(r) => r.trim().to_string(),
+            None => env.non_empty("GITHUB_REPOSITORY").map(str::to_string).unwrap_or_default(),
+        };
+        let image_lines = raw.lines("images");
+        let targets = if image_lines.is_empty() {
+            if repository.is_empty() {
+                return Err(bad(
+                    "repository",
+                    "no repository to publish to: set `repository` (for example `octo-org/app`) or `images`; \
+                     outside a workflow GITHUB_REPOSITORY is not set",
+                ));
+            }
+            vec![target_name(&registry, &repository, "repository")?]
+        } else {
+            image_lines
+                .iter()
+                .filter_map(|l| image_line_name(l))
+                .map(|n| split_image(&n))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let images: Vec<String> = if image_lines.is_empty() {
+            targets.iter().map(ToString::to_string).collect()
+        } else {
+            image_lines.clone()
+        };
+
+        let bool_or =
+            |name: &'static str, default: bool| raw.bool(name).map(|v| v.unwrap_or(default)).map_err(|m| bad(name, m));
+        let meta = MetaInputs {
+            images,
+            tags: raw.lines("tags"),
+            flavor: raw.lines("flavor"),
+            labels: raw.lines("labels"),
+            annotations: raw.lines("annotations"),
+            tag_with_ref: bool_or("tag_with_ref", false)?,
+            tag_with_sha: bool_or("tag_with_sha", false)?,
+            pr_head_sha: bool_or("pr_head_sha", false)? || env.var("DOCKER_METADATA_PR_HEAD_SHA") == Some("true"),
+        };
+
+        let source_date_epoch = match env.non_empty("SOURCE_DATE_EPOCH") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+                ConfigError::Environment(format!(
+                    "SOURCE_DATE_EPOCH must be a number of seconds since 1970 (for example `git log -1 --format=%ct`), not `{v}`"
+                ))
+            })?),
+        };
+
+        let github_token =
+            raw.get("github_token").or_else(|| env.non_empty("GITHUB_TOKEN")).map(|t| Secret::new(t.trim()));
+        let publish = parse_publish(raw, env, targets)?;
+        Ok(Config {
+            command,
+            meta,
+            git,
+            github_token,
+            source_date_epoch,
+            apply_labels: bool_or("add_git_labels", true)?,
+            publish,
+        })
+    }
+
+    /// Phase two: check what the inputs name on disk.
+    pub fn check(self) -> Result<Config, ConfigError> {
+        if self.command == CommandKind::Meta || self.publish.example {
+            return Ok(self);
+        }
+        let p = &self.publish;
+        if !p.context.is_dir() {
+            return Err(bad(
+                "path",
+                format!(
+                    "the build context `{}` is not a directory: set `path` to the folder to build",
+                    p.context.display()
+                ),
+            ));
+        }
+        if !p.dockerfile.is_file() {
+            return Err(bad(
+                "dockerfile",
+                format!(
+                    "no Dockerfile at `{}`: set `dockerfile` to its path, or `path` to the folder that holds it",
+                    p.dockerfile.display()
+                ),
+            ));
+        }
+        if let Some(ca) = &p.ca_file {
+            if !ca.is_file() {
+                return Err(bad("ca_file", format!("`{}` does not exist or is not a file", ca.display())));
+            }
+        }
+        if p.push && p.credentials.is_none() {
+            if let Some(gh) = p.targets.iter().find(|t| is_github_registry(&t.registry)) {
+                return Err(bad(
+                    "password",
+                    format!(
+                        "pushing to {} needs a token and none was given: pass `password: ${{{{ secrets.GITHUB_TOKEN }}}}` \
+                         (the default when the step runs in a workflow) and give the job `permissions: packages: write`",
+                        gh.registry
+                    ),
+                ));
+            }
+        }
+        if !p.push && p.output.is_none() {
+            return Err(bad(
+                "push",
+                "`push: false` with no `output` would build and throw the image away: set `output: oci:DIR` to keep it",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<PublishConfig, ConfigError> {
+    let workspace = env.non_empty("GITHUB_WORKSPACE").map(PathBuf::from);
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        match (&workspace, p.is_absolute()) {
+            (Some(ws), false) => ws.join(p),
+            _ => p.to_path_buf(),
+        }
+    };
+    let context = resolve(raw.get("path").unwrap_or("."));
+    let dockerfile = match raw.get("dockerfile") {
+        Some(d) => resolve(d.trim()),
+        None => context.join("Dockerfile"),
+    };
+    let mut build_args = BTreeMap::new();
+    for entry in raw.list("build_args") {
+        match entry.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                build_args.insert(k.trim().to_string(), v.to_string());
+            }
+            _ => return Err(bad("build_args", format!("`{entry}` is not `NAME=value`"))),
+        }
+    }
+    let platforms = raw
+        .list("platforms")
+        .iter()
+        .map(|p| {
+            Platform::parse(p).ok_or_else(|| {
+                bad("platforms", format!("`{p}` is not a platform: use `os/arch[/variant]`, e.g. `linux/arm64`"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let push = raw.bool("push").map_err(|m| bad("push", m))?.unwrap_or(true);
+    let output = match raw.get("output").map(str::trim) {
+        None => None,
+        Some(o) => match o.strip_prefix("oci:") {
+            Some(dir) if !dir.is_empty() => Some(resolve(dir)),
+            _ => {
+                return Err(bad(
+                    "output",
+                    format!("`{o}` is not a supported output: use `oci:DIR` (an OCI image layout)"),
+                ));
+            }
+        },
+    };
+    let password = raw.get("password").or_else(|| env.non_empty("GITHUB_TOKEN")).map(|p| p.trim().to_string());
+    let username = raw.get("username").or_else(|| env.non_empty("GITHUB_ACTOR")).map(|u| u.trim().to_string());
+    let credentials = match (username, password) {
+        (Some(u), Some(p)) => Some(Credentials { username: u, password: Secret::new(p) }),
+        (None, Some(_)) => {
+            return Err(bad(
+                "username",
+                "a password was given but no user name: set `username` (for ghcr.io, your GitHub user)",
+            ));
+        }
+        (Some(_), None) | (None, None) => None,
+    };
+    let jobs = match raw.get("jobs") {
+        None => 4,
+        Some(j) => j
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| bad("jobs", format!("`{j}` is not a number from 1 to 64")))?,
+    };
+    Ok(PublishConfig {
+        targets,
+        context,
+        dockerfile,
+        target: raw.get("target").map(|t| t.trim().to_string()),
+        build_args,
+        platforms,
+        push,
+        output,
+        credentials,
+        ca_file: raw.get("ca_file").map(|c| resolve(c.trim())),
+        jobs,
+        example: raw.example,
+    })
+}
+
+fn is_github_registry(host: &str) -> bool {
+    host == "ghcr.io" || host == "docker.pkg.github.com"
+}
+
+/// A target from the `registry` and `repository` inputs.
+fn target_name(registry: &str, repository: &str, input: &'static str) -> Result<ImageName, ConfigError> {
+    let name = ImageName::new(registry, repository).map_err(|e| bad(input, e.to_string()))?;
+    if name.registry == "docker.pkg.github.com" && name.repository.split('/').count() != 3 {
+        return Err(bad(
+            input,
+            format!(
+                "docker.pkg.github.com needs three path parts, OWNER/REPO/IMAGE (for example `{}/app`), not `{}`",
+                name.repository, name.repository
+            ),
+        ));
+    }
+    Ok(name)
+}
+
+/// The image name of an `images` line, which may carry metadata-action attributes (`name=...,enable=false`).
+/// Disabled lines give `None`.
+fn image_line_name(line: &str) -> Option<String> {
+    if !line.contains('=') {
+        return Some(line.trim().to_string());
+    }
+    let mut name = None;
+    for attr in line.split(',') {
+        match attr.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+            Some(("name", v)) => name = Some(v.to_string()),
+            Some(("enable", "false")) => return None,
+            _ => {}
+        }
+    }
+    name
+}
+
+/// `ghcr.io/octo-org/app` → registry `ghcr.io`, repository `octo-org/app`; a name without a registry part is
+/// Docker Hub's, as Docker reads it.
+fn split_image(image: &str) -> Result<ImageName, ConfigError> {
+    let image = image.trim();
+    let (first, rest) = image.split_once('/').unwrap_or(("", image));
+    let has_registry = first.contains('.') || first.contains(':') || first == "localhost";
+    if has_registry {
+        target_name(first, rest, "images")
+    } else {
+        let repo = if image.contains('/') { image.to_string() } else { format!("library/{image}") };
+        target_name("docker.io", &repo, "images")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_map(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn parse(raw: &[(&'static str, &str)], vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::parse(&RawInputs::from_pairs(raw), &env(vars), None)
+    }
+
+    #[test]
+    fn defaults_publish_the_workflow_repository_to_ghcr_lowercased() {
+        let c = parse(
+            &[],
+            &[("GITHUB_REPOSITORY", "Octo-Org/App"), ("GITHUB_ACTOR", "octocat"), ("GITHUB_TOKEN", "t0ken")],
+        )
+        .unwrap();
+        assert_eq!(c.command, CommandKind::Publish);
+        assert_eq!(c.publish.targets[0].to_string(), "ghcr.io/octo-org/app");
+        assert_eq!(c.meta.images, vec!["ghcr.io/octo-org/app"]);
+        assert!(c.publish.push);
+        let creds = c.publish.credentials.unwrap();
+        assert_eq!((creds.username.as_str(), creds.password.expose()), ("octocat", "t0ken"));
+    }
+
+    #[test]
+    fn errors_name_the_input_and_the_fix() {
+        let e = parse(&[("repository", "a b")], &[]).unwrap_err().to_string();
+        assert!(e.starts_with("input `repository`:"), "{e}");
+        let e =
+            parse(&[("registry", "docker.pkg.github.com"), ("repository", "octo/app")], &[]).unwrap_err().to_string();
+        assert!(e.contains("OWNER/REPO/IMAGE"), "{e}");
+        let e = parse(&[("repository", "a/b"), ("build_args", "NOVALUE")], &[]).unwrap_err().to_string();
+        assert!(e.contains("`build_args`") && e.contains("NAME=value"), "{e}");
+        let e = parse(&[("repository", "a/b"), ("platforms", "linux")], &[]).unwrap_err().to_string();
+        assert!(e.contains("os/arch"), "{e}");
+        let e = parse(&[("repository", "a/b"), ("output", "tar:x")], &[]).unwrap_err().to_string();
+        assert!(e.contains("oci:DIR"), "{e}");
+        let e = parse(&[("command", "deploy"), ("repository", "a/b")], &[]).unwrap_err().to_string();
+        assert!(e.contains("`publish` or `meta`"), "{e}");
+        let e = parse(&[], &[]).unwrap_err().to_string();
+        assert!(e.contains("set `repository`"), "{e}");
+        let e = parse(&[("repository", "a/b")], &[("SOURCE_DATE_EPOCH", "yesterday")]).unwrap_err().to_string();
+        assert!(e.contains("SOURCE_DATE_EPOCH"), "{e}");
+        let e = parse(&[("repository", "a/b"), ("password", "p")], &[]).unwrap_err().to_string();
+        assert!(e.contains("`username`"), "{e}");
+    }
+
+    #[test]
+    fn images_lines_split_into_registries_and_honour_enable() {
+        let c = parse(
+            &[(
+                "images",
+                "ghcr.io/Octo/App\nname=127.0.0.1:5000/x/y,enable=true\nname=docker.io/z/w,enable=false\nbusybox",
+            )],
+            &[],
+        )
+        .unwrap();
+        let t: Vec<String> = c.publish.targets.iter().map(ToString::to_string).collect();
+        assert_eq!(t, vec!["ghcr.io/octo/app", "127.0.0.1:5000/x/y", "docker.io/library/busybox"]);
+    }
+
+    #[test]
+    fn check_reports_missing_dockerfile_and_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().to_str().unwrap();
+        let e = parse(&[("repository", "a/b"), ("path", "nope")], &[("GITHUB_WORKSPACE", ws)])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("`path`"), "{e}");
+        let e = parse(&[("repository", "a/b")], &[("GITHUB_WORKSPACE", ws)]).unwrap().check().unwrap_err();
+        assert!(e.to_string().contains("no Dockerfile at"), "{e}");
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let c = parse(&[("repository", "a/b"), ("username", "u"), ("password", "p")], &[("GITHUB_WORKSPACE", ws)])
+            .unwrap()
+            .check()
+            .unwrap();
+        assert_eq!(c.publish.dockerfile, dir.path().join("Dockerfile"));
+        let e = parse(&[("repository", "a/b"), ("push", "false")], &[("GITHUB_WORKSPACE", ws)])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("oci:DIR"), "{e}");
+        let e = parse(&[("repository", "a/b"), ("username", "u")], &[("GITHUB_WORKSPACE", ws)])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("input `password`") && e.to_string().contains("packages: write"), "{e}");
+    }
+}

@@ -1,0 +1,204 @@
+//! One run of the action or the CLI: collect inputs, mask secrets, validate, compute the metadata, then publish
+//! or just report it; outputs and the summary are written here, at the edge.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::ArgMatches;
+
+use octopush::meta::{self, Meta, RepoData};
+use octopush::publish::{self, PublishRequest, Published};
+use octopush::registry::{ClientOptions, RegistryClient};
+
+use crate::actions::{Env, Log, files};
+use crate::cli::RawInputs;
+use crate::config::{CommandKind, Config, ConfigError};
+use crate::summary;
+
+/// The example `octopush publish --example` builds, embedded so it works from any directory.
+const EXAMPLE: &[(&str, &str)] = &[
+    ("Dockerfile", include_str!("../examples/hello/Dockerfile")),
+    (".dockerignore", include_str!("../examples/hello/.dockerignore")),
+    ("README.md", include_str!("../examples/hello/README.md")),
+    ("hello.txt", include_str!("../examples/hello/hello.txt")),
+    ("site/index.html", include_str!("../examples/hello/site/index.html")),
+];
+
+pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<()> {
+    let (subcommand, sub_matches) = match matches.subcommand() {
+        Some((name, m)) => (Some(name), Some(m)),
+        None => (None, None),
+    };
+    if subcommand.is_none() && !env.in_actions() {
+        anyhow::bail!(
+            "no command given: run `octopush publish` or `octopush meta` (`octopush --help` lists the flags)"
+        );
+    }
+    let mut raw = RawInputs::collect(sub_matches, env);
+    // Secrets are masked before anything else is printed.
+    for secret in [raw.get("password"), raw.get("github_token"), env.non_empty("GITHUB_TOKEN")].into_iter().flatten() {
+        log.add_secret(secret);
+    }
+    if let Some(name) = subcommand {
+        raw.set("command", name);
+    }
+    let example_dir = if raw.example { Some(prepare_example(&mut raw, env)?) } else { None };
+
+    let payload = env.event_payload().map_err(ConfigError::Environment)?;
+    let mut config = Config::parse(&raw, env, payload)?.check()?;
+    if let Some(dir) = &example_dir {
+        config.publish.context = dir.path().to_path_buf();
+        config.publish.dockerfile = dir.path().join("Dockerfile");
+    }
+
+    let repo = repository_data(&config, log).await;
+    let clock = meta::created_time(config.source_date_epoch, &config.git, Utc::now());
+    let meta = meta::compute(&config.meta, &config.git, clock, &repo).context("computing tags and labels")?;
+    for tag in &meta.tag_names {
+        log.debug(&format!("tag: {tag}"));
+    }
+
+    match config.command {
+        CommandKind::Meta => {
+            write_outputs(env, &meta_outputs(&meta))?;
+            log.line(&format!("version: {}", meta.version.as_deref().unwrap_or("")));
+            for t in &meta.tags {
+                log.line(t);
+            }
+            Ok(())
+        }
+        CommandKind::Publish => {
+            let started = Instant::now();
+            let published = publish_image(&config, &meta, clock.timestamp(), log).await?;
+            let elapsed = started.elapsed();
+            let mut outputs = meta_outputs(&meta);
+            outputs.extend(publish_outputs(&published));
+            write_outputs(env, &outputs)?;
+            if let Some(file) = env.summary_file() {
+                files::append_summary(&file, &log.redact(&summary::markdown(&published, &meta, elapsed)))?;
+            }
+            log.line(&summary::one_line(&published, elapsed));
+            Ok(())
+        }
+    }
+}
+
+/// Writes the embedded example into a temporary folder and fills the inputs it needs.
+fn prepare_example(raw: &mut RawInputs, env: &Env) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir().context("creating a folder for the example")?;
+    for (name, text) in EXAMPLE {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing the example's {name}"))?;
+    }
+    let publishing_somewhere = raw.get("registry").is_some() || raw.get("images").is_some();
+    if raw.get("repository").is_none() && raw.get("images").is_none() && env.non_empty("GITHUB_REPOSITORY").is_none() {
+        raw.set("repository", "octopush/example");
+    }
+    if !publishing_somewhere && raw.get("output").is_none() {
+        raw.set("output", "oci:out/example");
+        raw.set("push", "false");
+    }
+    if raw.get("tags").is_none() && raw.bool("tag_with_ref").ok().flatten().is_none() {
+        raw.set("tags", "latest");
+    }
+    Ok(dir)
+}
+
+/// The repository's description, license and URL from the REST API; without a token or a network, what the
+/// environment gives, with a notice.
+async fn repository_data(config: &Config, log: &Log) -> RepoData {
+    let fallback = RepoData::fallback(&config.git);
+    if config.git.repository.is_empty() {
+        return fallback;
+    }
+    match meta::fetch_repo(&config.git.api_url, config.github_token.as_ref(), &config.git.repository).await {
+        Ok(repo) => repo,
+        Err(e) => {
+            log.notice(&format!(
+                "Could not read {} from GitHub's API at {}: labels use what the environment gives (no description \
+                 or license).",
+                config.git.repository, config.git.api_url
+            ));
+            log.debug(&e.to_string());
+            fallback
+        }
+    }
+}
+
+async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) -> anyhow::Result<Published> {
+    let p = &config.publish;
+    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
+    let client = RegistryClient::new(options)?;
+    if let Some(creds) = &p.credentials {
+        for target in &p.targets {
+            client.set_credentials(&target.registry, creds.clone());
+        }
+    }
+    let work = tempfile::tempdir().context("creating a work folder for layers")?;
+    let labels = if config.apply_labels { meta.labels.clone() } else { meta::user_labels(&config.meta)? };
+    let request = PublishRequest {
+        build: octopush::build::BuildOptions {
+            context: p.context.clone(),
+            dockerfile: p.dockerfile.clone(),
+            target: p.target.clone(),
+            build_args: p.build_args.clone(),
+            platforms: p.platforms.clone(),
+            labels,
+            source_date_epoch: Some(created),
+            work_dir: work.path().to_path_buf(),
+        },
+        targets: if p.push { p.targets.clone() } else { Vec::new() },
+        tags: meta.tag_names.clone(),
+        layout: p.output.clone(),
+        annotations: meta.annotations.clone(),
+    };
+    log.group("Build and push");
+    let result = publish::publish(&client, &request, log).await;
+    log.end_group();
+    Ok(result?)
+}
+
+fn meta_outputs(meta: &Meta) -> Vec<(&'static str, String)> {
+    let kv = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")
+    };
+    vec![
+        ("version", meta.version.clone().unwrap_or_default()),
+        ("tags", meta.tags.join("\n")),
+        ("tag-names", meta.tag_names.join("\n")),
+        ("labels", kv(&meta.labels)),
+        ("annotations", kv(&meta.annotations)),
+        ("json", meta.json.to_string()),
+    ]
+}
+
+fn publish_outputs(p: &Published) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("digest", p.manifest.digest.to_string()),
+        ("imageid", p.image_id.to_string()),
+        ("metadata", summary::metadata_json(p).to_string()),
+    ];
+    // With `push: false` nothing was pushed: `tags` keeps the computed references.
+    if !p.references.is_empty() {
+        out.push(("tags", p.references.join("\n")));
+    }
+    out
+}
+
+/// Later entries win, so publish's `tags` (what was pushed) replaces meta's.
+fn write_outputs(env: &Env, outputs: &[(&'static str, String)]) -> anyhow::Result<()> {
+    let Some(file) = env.output_file() else { return Ok(()) };
+    let mut last = std::collections::BTreeMap::new();
+    for (k, v) in outputs {
+        last.insert(*k, v);
+    }
+    for (k, v) in last {
+        files::write_output(Path::new(&file), k, v)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! The job summary (Markdown for `GITHUB_STEP_SUMMARY`), the one-line report, and the `metadata` output.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use octopush::meta::Meta;
+use octopush::publish::Published;
+
+pub fn markdown(p: &Published, meta: &Meta, elapsed: Duration) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### Published with octopush\n");
+    if p.references.is_empty() {
+        let _ = writeln!(s, "Built, not pushed (`push: false`).\n");
+    }
+    let _ = writeln!(s, "| | |\n|---|---|");
+    for r in &p.references {
+        let _ = writeln!(s, "| Reference | `{r}` |");
+    }
+    if let Some(dir) = &p.layout {
+        let _ = writeln!(s, "| OCI layout | `{}` |", dir.display());
+    }
+    let _ = writeln!(s, "| Digest | `{}` |", p.manifest.digest);
+    let _ = writeln!(s, "| Image ID | `{}` |", p.image_id);
+    if let Some(v) = &meta.version {
+        let _ = writeln!(s, "| Version | `{v}` |");
+    }
+    let _ =
+        writeln!(s, "| Platforms | {} |", p.platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(s, "| Size | {} |", human_bytes(p.size));
+    let _ = writeln!(
+        s,
+        "| Blobs | {} uploaded ({}), {} mounted, {} already there |",
+        p.uploaded,
+        human_bytes(p.bytes_uploaded),
+        p.mounted,
+        p.skipped
+    );
+    let _ = writeln!(s, "| Time | {:.1} s |", elapsed.as_secs_f64());
+    if !meta.labels.is_empty() {
+        let _ = writeln!(s, "\n<details><summary>Labels</summary>\n\n```");
+        for (k, v) in &meta.labels {
+            let _ = writeln!(s, "{k}={v}");
+        }
+        let _ = writeln!(s, "```\n</details>");
+    }
+    s.push('\n');
+    s
+}
+
+pub fn one_line(p: &Published, elapsed: Duration) -> String {
+    let what =
+        if p.references.is_empty() { "built".to_string() } else { format!("pushed {}", p.references.join(", ")) };
+    format!(
+        "{what} ({}) in {:.1} s: {} blobs uploaded, {} mounted, {} already there",
+        p.manifest.digest,
+        elapsed.as_secs_f64(),
+        p.uploaded,
+        p.mounted,
+        p.skipped
+    )
+}
+
+pub fn metadata_json(p: &Published) -> serde_json::Value {
+    serde_json::json!({
+        "digest": p.manifest.digest,
+        "mediaType": p.manifest.media_type,
+        "imageId": p.image_id,
+        "references": p.references,
+        "platforms": p.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "size": p.size,
+        "blobs": { "uploaded": p.uploaded, "mounted": p.mounted, "skipped": p.skipped, "bytesUploaded": p.bytes_uploaded },
+        "layout": p.layout,
+    })
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[i]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_rounds_to_one_decimal() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(12_345_678), "12.3 MB");
+    }
+}

@@ -1,0 +1,228 @@
+//! End to end, issue "walking skeleton": the binary runs as the Actions runner runs it (environment, event file,
+//! `GITHUB_OUTPUT`), builds a Dockerfile natively on a base that sits in a real registry, and pushes; what landed
+//! is checked with independent clients (curl through the harness, skopeo), never with our own registry client.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use common::workflow::SHA;
+use common::{BaseImage, Mode, Registry, RunResult, Workflow, assert_no_secret, push_busybox_base};
+
+const USER: &str = "octocat";
+const PASSWORD: &str = "ghp_s3cr3tP4ssw0rdThatMustNeverLeak";
+const REPO: &str = "octo-org/app/octo-image";
+
+/// A project whose Dockerfile uses every instruction the skeleton supports, on the busybox base in `registry`.
+fn project(wf: Workflow, registry: &Registry) -> Workflow {
+    wf.file("app/hello.sh", "#!/bin/sh\necho hello\n").file("app/static/index.html", "<h1>hi</h1>\n").file(
+        "Dockerfile",
+        format!(
+            "FROM {}/base/busybox:1\n\
+                 ENV APP_MODE=production GREETING=hello\n\
+                 WORKDIR /srv/app\n\
+                 LABEL com.example.team=octo\n\
+                 COPY app/ ./\n\
+                 COPY app/hello.sh /usr/local/bin/hello\n\
+                 ENTRYPOINT [\"/bin/sh\"]\n\
+                 CMD [\"/usr/local/bin/hello\"]\n",
+            registry.host()
+        ),
+    )
+}
+
+/// The classic step: `registry`, `repository: Octo-Org/App/octo-image`, `tag_with_sha`, `tag_with_ref`, on a push
+/// to master.
+fn classic_step(registry: &Registry) -> Workflow {
+    let mut wf = Workflow::new()
+        .input("registry", registry.host())
+        .input("repository", "Octo-Org/App/octo-image")
+        .input("tag_with_sha", "true")
+        .input("tag_with_ref", "true");
+    if let Some((user, pass)) = registry.credentials() {
+        wf = wf.input("username", user).input("password", pass);
+    }
+    if registry.options().tls {
+        wf = wf.input("ca_file", registry.ca_file().to_str().unwrap());
+    }
+    project(wf, registry)
+}
+
+fn gunzip_entries(blob: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let mut out = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        out.insert(path, data);
+    }
+    out
+}
+
+/// Everything the acceptance list asks of one publish, checked against the registry.
+fn check_published(registry: &Registry, base: &BaseImage, result: &RunResult) {
+    let host = registry.host();
+    // Tags: latest (master) and sha-XXXXXXX, under the lowercased repository.
+    let expected_refs = vec![format!("{host}/{REPO}:latest"), format!("{host}/{REPO}:sha-{}", &SHA[..7])];
+    assert_eq!(result.output("tags").lines().collect::<Vec<_>>(), expected_refs, "{}", result.dump());
+    let mut tags = registry.tags(REPO);
+    tags.sort();
+    assert_eq!(tags, vec!["latest".to_string(), format!("sha-{}", &SHA[..7])]);
+
+    // The digest output is the registry's, for both tags.
+    let digest = result.output("digest").to_string();
+    for tag in ["latest".to_string(), format!("sha-{}", &SHA[..7])] {
+        let (_, registry_digest) = registry.get_manifest(REPO, &tag);
+        assert_eq!(registry_digest, digest, "digest output vs registry for {tag}");
+    }
+
+    // The config carries the Dockerfile's ENV, WORKDIR, LABEL, ENTRYPOINT, CMD on top of the base's.
+    let (manifest, _) = registry.get_manifest_json(REPO, "latest");
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    assert_eq!(result.output("imageid"), config_digest);
+    let config: serde_json::Value = serde_json::from_slice(&registry.get_blob(REPO, config_digest)).unwrap();
+    let c = &config["config"];
+    let env: Vec<&str> = c["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(env.contains(&"APP_MODE=production") && env.contains(&"GREETING=hello"), "{env:?}");
+    assert!(env.iter().any(|e| e.starts_with("PATH=")), "the base's PATH is kept: {env:?}");
+    assert_eq!(c["WorkingDir"], "/srv/app");
+    assert_eq!(c["Labels"]["com.example.team"], "octo");
+    assert_eq!(c["Labels"]["org.opencontainers.image.revision"], SHA);
+    assert_eq!(c["Labels"]["org.opencontainers.image.source"], "https://github.com/Octo-Org/App");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["/usr/local/bin/hello"]));
+
+    // Layers: the base's layer first, untouched, then ours holding the copied files.
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["digest"], base.layer_digest.as_str());
+    assert!(layers.len() >= 3, "base + two COPY layers: {layers:?}");
+    let mut files = BTreeMap::new();
+    for layer in &layers[1..] {
+        files.extend(gunzip_entries(&registry.get_blob(REPO, layer["digest"].as_str().unwrap())));
+    }
+    assert_eq!(
+        files.get("srv/app/hello.sh").map(Vec::as_slice),
+        Some(&b"#!/bin/sh\necho hello\n"[..]),
+        "{:?}",
+        files.keys()
+    );
+    assert_eq!(files.get("srv/app/static/index.html").map(Vec::as_slice), Some(&b"<h1>hi</h1>\n"[..]));
+    assert!(files.contains_key("usr/local/bin/hello"), "{:?}", files.keys());
+
+    // The base layer was never downloaded to build.
+    assert_eq!(registry.blob_gets(&base.layer_digest), 0, "base layer GETs:\n{}", registry.access_log());
+
+    // The token never shows, except in the mask command.
+    if let Some((_, pass)) = registry.credentials() {
+        assert_no_secret(result, pass);
+        assert!(result.stdout.contains(&format!("::add-mask::{pass}")));
+    }
+    // A summary was written.
+    assert!(result.summary.contains(&digest), "summary: {}", result.summary);
+}
+
+fn publish_twice(mode: Mode) {
+    let registry = Registry::start(mode);
+    let base = push_busybox_base(&registry, "base/busybox:1");
+    let step = classic_step(&registry);
+    let first = step.run();
+    first.assert_success();
+    check_published(&registry, &base, &first);
+
+    // The same commit again: same digest, no blob uploaded.
+    let uploads_before = registry.blob_uploads();
+    let second = step.run();
+    second.assert_success();
+    assert_eq!(second.output("digest"), first.output("digest"), "reproducible: same inputs, same digest");
+    assert_eq!(registry.blob_uploads(), uploads_before, "second publish uploaded blobs:\n{}", registry.access_log());
+    let meta: serde_json::Value = serde_json::from_str(second.output("metadata")).unwrap();
+    assert_eq!(meta["blobs"]["uploaded"], 0, "{meta}");
+}
+
+#[test]
+fn token_mode_publishes_latest_and_sha_tags() {
+    publish_twice(Mode::token(USER, PASSWORD));
+}
+
+#[test]
+fn anonymous_mode_publishes() {
+    publish_twice(Mode::Anonymous);
+}
+
+#[test]
+fn htpasswd_mode_publishes() {
+    publish_twice(Mode::htpasswd(USER, PASSWORD));
+}
+
+#[test]
+fn tls_mode_publishes_with_a_ca_file() {
+    publish_twice(Mode::Tls);
+}
+
+fn assert_clean_failure(result: &RunResult, needle: &str) {
+    result.assert_failure();
+    assert_eq!(result.status.code(), Some(1), "{}", result.dump());
+    let errors: Vec<&str> = result.stdout.lines().filter(|l| l.starts_with("::error")).collect();
+    assert_eq!(errors.len(), 1, "exactly one ::error:: annotation:\n{}", result.dump());
+    assert!(errors[0].contains(needle), "`{needle}` not in {}", errors[0]);
+    for text in [&result.stdout, &result.stderr] {
+        assert!(!text.contains("panicked") && !text.contains("stack backtrace"), "{}", result.dump());
+    }
+}
+
+#[test]
+fn wrong_password_fails_with_one_clear_error() {
+    for mode in [Mode::token(USER, PASSWORD), Mode::htpasswd(USER, PASSWORD)] {
+        let registry = Registry::start(mode);
+        push_busybox_base(&registry, "base/busybox:1");
+        let wrong = "ghp_wrongWrongWrongPassword";
+        let result = classic_step(&registry).input("password", wrong).run();
+        assert_clean_failure(&result, "`password`");
+        assert_no_secret(&result, wrong);
+    }
+}
+
+#[test]
+fn missing_dockerfile_names_the_input() {
+    let registry = Registry::start(Mode::Anonymous);
+    let result = Workflow::new().input("registry", registry.host()).input("dockerfile", "nope/Dockerfile").run();
+    assert_clean_failure(&result, "dockerfile");
+}
+
+#[test]
+fn malformed_repository_names_the_input() {
+    let registry = Registry::start(Mode::Anonymous);
+    let result = project(Workflow::new(), &registry)
+        .input("registry", registry.host())
+        .input("repository", "octo org/app")
+        .run();
+    assert_clean_failure(&result, "repository");
+}
+
+#[test]
+fn run_instruction_is_refused_with_its_line() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let result = Workflow::new()
+        .input("registry", registry.host())
+        .file("Dockerfile", format!("FROM {}/base/busybox:1\nCOPY . /src\nRUN make\n", registry.host()))
+        .run();
+    assert_clean_failure(&result, "RUN");
+    assert!(result.stdout.contains("3"), "the line number: {}", result.dump());
+}
+
+#[test]
+fn unreachable_registry_names_the_registry_input() {
+    let result =
+        Workflow::new().input("registry", "127.0.0.1:1").file("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n").run();
+    assert_clean_failure(&result, "registry");
+}
+
+#[test]
+fn ghcr_without_a_token_explains_the_permission() {
+    let result = Workflow::new().input("registry", "ghcr.io").file("Dockerfile", "FROM scratch\n").run();
+    assert_clean_failure(&result, "packages: write");
+}
