@@ -2,7 +2,6 @@
 //! Resolves COPY/ADD sources in it (paths, Go-style globs, symlinks followed inside the context as BuildKit's
 //! `FollowSymlinks` does) and lists what each source contributes, with metadata read from disk.
 
-use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +11,8 @@ use super::ignore::{PatternMatcher, clean};
 pub(crate) struct Context {
     pub root: PathBuf,
     ignore: PatternMatcher,
+    /// The work directory when it lies inside the context: never copied (it holds the layers being written).
+    skip: Option<String>,
     /// The ignore file in effect, for messages.
     pub ignore_file: Option<PathBuf>,
 }
@@ -35,11 +36,22 @@ pub(crate) struct Root {
 }
 
 impl Context {
-    pub(crate) fn new(root: PathBuf, ignore: PatternMatcher, ignore_file: Option<PathBuf>) -> Context {
-        Context { root, ignore, ignore_file }
+    pub(crate) fn new(root: PathBuf, ignore: PatternMatcher, ignore_file: Option<PathBuf>, work_dir: &Path) -> Context {
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let skip = canonical(work_dir)
+            .strip_prefix(canonical(&root))
+            .ok()
+            .and_then(|r| r.to_str().map(str::to_string))
+            .filter(|r| !r.is_empty());
+        Context { root, ignore, skip, ignore_file }
     }
 
     fn excluded(&self, rel: &str) -> bool {
+        if let Some(skip) = &self.skip {
+            if rel == skip || rel.strip_prefix(skip.as_str()).is_some_and(|r| r.starts_with('/')) {
+                return true;
+            }
+        }
         !rel.is_empty() && self.ignore.matches(rel)
     }
 
@@ -205,8 +217,8 @@ impl Context {
             next.sort();
             current = next;
         }
-        let seen: HashSet<String> = HashSet::new();
-        Ok(current.into_iter().filter(|p| !seen.contains(p)).collect())
+        current.dedup();
+        Ok(current)
     }
 }
 

@@ -84,10 +84,10 @@ pub async fn build<R: BaseResolver>(
     let label = display_name(&opts.context, &opts.dockerfile);
     let df = dockerfile::parse(&text, &label)?;
     let target = target_index(&df, opts.target.as_deref())?;
-    let ctx = Arc::new(open_context(opts)?);
     tokio::fs::create_dir_all(&opts.work_dir)
         .await
         .map_err(|e| BuildError::io("creating the work directory", &opts.work_dir, e))?;
+    let ctx = Arc::new(open_context(opts)?);
     let now = chrono::Utc::now().timestamp();
     let timestamp = opts.source_date_epoch.unwrap_or(now);
     let created = chrono::DateTime::from_timestamp(timestamp, 0)
@@ -158,7 +158,7 @@ fn open_context(opts: &BuildOptions) -> Result<context::Context, BuildError> {
         let f = file.as_ref().map_or(".dockerignore".into(), |f| f.display().to_string());
         BuildError::Options(format!("{f}: {e}"))
     })?;
-    Ok(context::Context::new(opts.context.clone(), matcher, file))
+    Ok(context::Context::new(opts.context.clone(), matcher, file, &opts.work_dir))
 }
 
 /// The platform to build when none is given: from the target's `FROM --platform`, else the base's only

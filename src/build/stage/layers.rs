@@ -43,6 +43,10 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         st.fs.apply(&entries);
         let h = self.history(format!("WORKDIR {wd}"));
         let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        self.env.progress.debug(&format!(
+            "layer {} ({} bytes compressed, diff_id {})",
+            layer.blob.descriptor.digest, layer.blob.descriptor.size, layer.diff_id
+        ));
         st.image = image.with_layer(layer, h);
         Ok(())
     }
@@ -154,6 +158,10 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         st.fs.apply(&planned.entries);
         let h = self.history(created_by);
         let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        self.env.progress.debug(&format!(
+            "layer {} ({} bytes compressed, diff_id {})",
+            layer.blob.descriptor.digest, layer.blob.descriptor.size, layer.diff_id
+        ));
         st.image = image.with_layer(layer, h);
         Ok(())
     }

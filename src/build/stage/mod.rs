@@ -196,7 +196,18 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
                 s.line,
             )?;
             self.env.progress.info(&format!("[{label}] ONBUILD {text}"));
-            self.dispatch(&mut st, &ins).await?;
+            self.dispatch(&mut st, &ins).await.map_err(|e| match e {
+                BuildError::Run { file, line } => BuildError::Instruction {
+                    file,
+                    line,
+                    instruction: "FROM".into(),
+                    message: format!(
+                        "FROM {base}: the base runs the ONBUILD trigger `{text}`, and RUN needs a container runtime; \
+                         the native builder does not run commands. Use `builder: docker`, or a base without ONBUILD RUN"
+                    ),
+                },
+                other => other,
+            })?;
         }
         for (n, ins) in s.instructions.iter().enumerate() {
             self.env.progress.info(&format!("[{label} {}/{}] {}", n + 1, s.instructions.len(), ins.original));

@@ -250,3 +250,14 @@ async fn same_sources_give_the_same_digests_whatever_the_mtimes() {
     let (x, y) = (scratch_build(&o1).await, scratch_build(&o2).await);
     assert_ne!(x.layers()[0].diff_id, y.layers()[0].diff_id);
 }
+
+#[tokio::test]
+async fn a_work_dir_inside_the_context_is_never_copied() {
+    let fx = fixture();
+    fx.file("a.txt", "a", 0o644);
+    let mut opts = fx.opts("FROM scratch\nCOPY a.txt /first\nCOPY . /c/\n");
+    opts.work_dir = fx.ctx.join(".octopush");
+    let img = scratch_build(&opts).await;
+    let l = entries(&img.layers()[1]);
+    assert_eq!(paths(&l), ["c/", "c/Dockerfile", "c/a.txt"], "the first layer's file is not in the second");
+}

@@ -255,3 +255,26 @@ async fn errors_carry_file_and_line() {
         assert!(err.to_string().contains(needle), "{df:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_base_onbuild_run_is_refused_at_the_from_line() {
+    let fx = fixture();
+    let base = ContainerConfig { on_build: Some(vec!["RUN npm install".into()]), ..ContainerConfig::default() };
+    let bases = FakeBases::with("registry.example/node:onbuild", base);
+    let err = match build(&fx.opts("# base with triggers\nFROM registry.example/node:onbuild\n"), &bases, &Quiet).await
+    {
+        Err(e) => e,
+        Ok(_) => panic!("should fail"),
+    };
+    assert_eq!(err.line(), Some(2));
+    assert!(err.to_string().contains("ONBUILD trigger `RUN npm install`"), "{err}");
+}
+
+#[test]
+fn the_build_future_is_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let fx = fixture();
+    let opts = fx.opts("FROM scratch\n");
+    let fut = build(&opts, &ScratchOnly, &Quiet);
+    is_send(&fut);
+}
