@@ -163,7 +163,8 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         let lower = base.to_ascii_lowercase();
         let parent = (0..i).rev().find(|&j| df.stages[j].name.as_deref() == Some(lower.as_str()));
         let (mut st, triggers) = if lower == "scratch" {
-            let image = Image::scratch(&platform);
+            // As BuildKit's empty image: WORKDIR / (PATH is added by `fresh`).
+            let image = Image::scratch(&platform).with_config(|c| c.container_mut().working_dir = Some("/".into()));
             (self.fresh(image, FsTree::new(true), format!("stage `{label}` (FROM scratch)")), Vec::new())
         } else if let Some(j) = parent {
             let d = self.done[j].as_ref().ok_or_else(|| BuildError::Options(format!("stage {j} was not built")))?;

@@ -59,6 +59,7 @@ async fn copy_dir_contents_files_and_parents_from_scratch() {
     assert_eq!(cfg.rootfs.diff_ids, img.layers().iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>());
     assert_eq!(cfg.env("PATH"), Some("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
     assert_eq!((cfg.os.as_str(), cfg.architecture.as_str()), ("linux", "amd64"));
+    assert_eq!(container(&img).working_dir.as_deref(), Some("/"), "scratch starts in / as BuildKit's empty image");
 }
 
 #[tokio::test]
