@@ -134,7 +134,10 @@ impl Context {
             let skip = self.excluded(&child_ctx) || (!excludes.is_empty() && excludes.matches(&child_rel));
             let path = child.path();
             let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            let descend = meta.is_dir() && (!skip || self.ignore.has_exclusions() || excludes.has_exclusions());
+            let descend = meta.is_dir()
+                && (!skip
+                    || (self.ignore.has_exclusions() && self.ignore.may_reinclude_under(&child_ctx))
+                    || (excludes.has_exclusions() && excludes.may_reinclude_under(&child_rel)));
             if skip && !descend {
                 continue;
             }

@@ -129,7 +129,7 @@ impl CopyJob {
         let dest_path = image_path(&self.workdir, &self.dest);
         let dest_is_dir =
             self.dest.ends_with('/') || self.dest.ends_with("/.") || self.dest == "." || dest_path.is_empty();
-        let mut roots: Vec<(Root, Option<&str>)> = Vec::new();
+        let mut roots: Vec<Root> = Vec::new();
         let mut archives = Vec::new();
         let mut warnings = Vec::new();
         for src in &self.sources {
@@ -148,7 +148,7 @@ impl CopyJob {
                         }
                     }
                 }
-                roots.push((root, Some(src.as_str())));
+                roots.push(root);
             }
         }
         for (name, bytes) in &self.heredocs {
@@ -159,10 +159,11 @@ impl CopyJob {
                 gid: 0,
                 mtime: self.policy.now,
             };
-            roots.push((
-                Root { is_dir: false, name: name.clone(), items: vec![Item { rel: String::new(), node, inode: None }] },
-                None,
-            ));
+            roots.push(Root {
+                is_dir: false,
+                name: name.clone(),
+                items: vec![Item { rel: String::new(), node, inode: None }],
+            });
         }
         if (self.sources.len() + self.heredocs.len() > 1 || roots.len() + archives.len() > 1) && !dest_is_dir {
             return Err(format!(
@@ -171,7 +172,7 @@ impl CopyJob {
             ));
         }
         let mut out = Layout { policy: &self.policy, tree, entries: BTreeMap::new(), inodes: HashMap::new() };
-        for (root, _) in &roots {
+        for root in &roots {
             if root.is_dir {
                 out.target_dir(&dest_path, Some(&root.items[0].node));
                 for item in &root.items[1..] {

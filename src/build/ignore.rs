@@ -61,6 +61,25 @@ impl PatternMatcher {
         self.patterns.is_empty()
     }
 
+    /// Whether an `!` exception could re-include something below the excluded directory `dir`: only then must the
+    /// walk go into it (so an excluded `node_modules` is not listed because some unrelated `!README.md` exists).
+    pub fn may_reinclude_under(&self, dir: &str) -> bool {
+        let dirs: Vec<&str> = dir.split('/').collect();
+        self.patterns.iter().filter(|p| p.exclusion).any(|p| {
+            let parts: Vec<&str> = p.cleaned.split('/').collect();
+            for (i, d) in dirs.iter().enumerate() {
+                let Some(part) = parts.get(i) else { return true };
+                if part.contains("**") {
+                    return true;
+                }
+                if !super::context::glob_match(part, d).unwrap_or(true) {
+                    return false;
+                }
+            }
+            true
+        })
+    }
+
     /// Whether `file` (slash-separated, relative to the context) is matched: by a pattern for itself or for one
     /// of its parent directories, and not undone by a later `!` pattern (moby's `MatchesOrParentMatches`).
     pub fn matches(&self, file: &str) -> bool {

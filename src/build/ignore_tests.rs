@@ -132,3 +132,14 @@ fn go_clean() {
         assert_eq!(clean(input), want, "{input:?}");
     }
 }
+
+#[test]
+fn reinclusion_below_excluded_directories() {
+    let pm = PatternMatcher::new(&["node_modules", "secret", "!secret/public", "!**/keep.txt", "!README.md"]).unwrap();
+    assert!(pm.may_reinclude_under("secret"));
+    assert!(pm.may_reinclude_under("node_modules"), "`**/keep.txt` may match anywhere");
+    let pm = PatternMatcher::new(&["node_modules", "secret", "!secret/public", "!README.md"]).unwrap();
+    assert!(!pm.may_reinclude_under("node_modules"));
+    assert!(!pm.may_reinclude_under("secret/private"));
+    assert!(pm.may_reinclude_under("secret/public"));
+}
