@@ -52,8 +52,8 @@ pub enum InstructionKind {
     Arg(Vec<Arg>),
     Env(Vec<KeyValue>),
     Label(Vec<KeyValue>),
-    Copy(Copy),
-    Add(Copy),
+    Copy(CopyArgs),
+    Add(CopyArgs),
     Run(Run),
     Workdir(String),
     User(String),
@@ -120,7 +120,7 @@ pub struct KeyValue {
 /// COPY and ADD. Fields only ADD accepts (`checksum`, `keep_git_dir`, `unpack`) stay empty for COPY, and `from`
 /// and `parents` for ADD: the parser rejects those flags where BuildKit does.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Copy {
+pub struct CopyArgs {
     /// Source paths, globs or URLs as written.
     pub sources: Vec<String>,
     /// Inline files (`COPY <<EOF /dst`), in order.

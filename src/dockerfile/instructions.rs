@@ -1,7 +1,7 @@
 //! One logical line to one typed instruction, with BuildKit's per-instruction rules (`instructions/parse.go`):
 //! which flags each accepts, argument counts, the exec and shell forms, and its error messages.
 
-use super::ast::{Arg, CommandLine, Copy, Healthcheck, Heredoc, InstructionKind, KeyValue, Onbuild, Run};
+use super::ast::{Arg, CommandLine, CopyArgs, Healthcheck, Heredoc, InstructionKind, KeyValue, Onbuild, Run};
 use super::lines::{chomp_tabs, parse_heredoc};
 use super::words::{FlagKind, Flags, parse_json, parse_words, split_command, split_whitespace};
 
@@ -251,7 +251,7 @@ fn key_values(rest: &str, kw: &str, escape: char) -> Result<Vec<KeyValue>, Strin
         .collect()
 }
 
-fn sources_and_dest(upper: &str, rest: &str, heredocs: &[Heredoc]) -> Result<Copy, String> {
+fn sources_and_dest(upper: &str, rest: &str, heredocs: &[Heredoc]) -> Result<CopyArgs, String> {
     let (args, json) = match parse_json(rest)? {
         Some(v) => (v, true),
         None => (split_whitespace(rest), false),
@@ -265,7 +265,7 @@ fn sources_and_dest(upper: &str, rest: &str, heredocs: &[Heredoc]) -> Result<Cop
     if parse_heredoc(dest)?.is_some() {
         return Err(format!("{upper} cannot accept a heredoc as a destination"));
     }
-    let mut copy = Copy { dest: dest.clone(), json, ..Copy::default() };
+    let mut copy = CopyArgs { dest: dest.clone(), json, ..CopyArgs::default() };
     for src in sources {
         match parse_heredoc(src)? {
             Some(mut h) => {

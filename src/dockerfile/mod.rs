@@ -17,8 +17,8 @@ mod parse_tests;
 mod shell_tests;
 
 pub use ast::{
-    Arg, ArgInstruction, CommandLine, Copy, Directive, Dockerfile, Healthcheck, Heredoc, Instruction, InstructionKind,
-    KeyValue, Onbuild, Run, Stage,
+    Arg, ArgInstruction, CommandLine, CopyArgs, Directive, Dockerfile, Healthcheck, Heredoc, Instruction,
+    InstructionKind, KeyValue, Onbuild, Run, Stage,
 };
 pub use instructions::parse_duration;
 

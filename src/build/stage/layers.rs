@@ -61,7 +61,13 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         }
     }
 
-    pub(super) async fn copy(&mut self, st: &mut State, c: &Copy, is_add: bool, line: usize) -> Result<(), BuildError> {
+    pub(super) async fn copy(
+        &mut self,
+        st: &mut State,
+        c: &CopyArgs,
+        is_add: bool,
+        line: usize,
+    ) -> Result<(), BuildError> {
         let kw = if is_add { "ADD" } else { "COPY" };
         let fail = |m: String| self.err(line, kw, format!("{kw} {m}"));
         let mut sources = Vec::new();

@@ -18,7 +18,7 @@ use crate::build::fs::{FsTree, normalize_in_root};
 use crate::build::layer::write_layer;
 use crate::build::{BaseResolver, BuildError, BuildOptions};
 use crate::dockerfile::shell::{Lexer, NoVars};
-use crate::dockerfile::{self, Arg, Copy, Dockerfile, Instruction, InstructionKind};
+use crate::dockerfile::{self, Arg, CopyArgs, Dockerfile, Instruction, InstructionKind};
 use crate::image::{History, Image, ImageConfig, ImageRef, Platform};
 use crate::progress::Progress;
 
@@ -131,7 +131,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             let base = self.expand(&stages[i].base, &self.global).unwrap_or_default().to_ascii_lowercase();
             todo.extend(stages[..i].iter().rposition(|s| s.name.as_deref() == Some(base.as_str())));
             for ins in &stages[i].instructions {
-                if let InstructionKind::Copy(Copy { from: Some(from), .. }) = &ins.kind {
+                if let InstructionKind::Copy(CopyArgs { from: Some(from), .. }) = &ins.kind {
                     todo.extend(by_name(from).or_else(|| from.parse().ok().filter(|&n: &usize| n < stages.len())));
                 }
             }
