@@ -33,6 +33,9 @@ registry=127.0.0.1:$port
 echo "== local registry at $registry"
 
 sha=$(git rev-parse HEAD 2>/dev/null || echo 0000000000000000000000000000000000000000)
+# The commit time is the build clock, so the same commit always gives the same digest.
+SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
 echo "== octopush publish --example"
 GITHUB_SHA=$sha GITHUB_REF=refs/heads/main GITHUB_REPOSITORY=octopush/example \
   "$bin" publish --example --registry "$registry" --repository octopush/example \

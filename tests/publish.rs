@@ -206,12 +206,15 @@ fn malformed_repository_names_the_input() {
 fn run_instruction_is_refused_with_its_line() {
     let registry = Registry::start(Mode::Anonymous);
     push_busybox_base(&registry, "base/busybox:1");
+    let uploads_before = registry.blob_uploads();
     let result = Workflow::new()
         .input("registry", registry.host())
         .file("Dockerfile", format!("FROM {}/base/busybox:1\nCOPY . /src\nRUN make\n", registry.host()))
         .run();
-    assert_clean_failure(&result, "RUN");
-    assert!(result.stdout.contains("3"), "the line number: {}", result.dump());
+    assert_clean_failure(&result, "Dockerfile:3: RUN needs a container runtime");
+    // Refused before any work: no layer built, nothing pushed, not even the base resolved.
+    assert!(!result.stdout.contains("COPY . /src"), "{}", result.dump());
+    assert_eq!(registry.blob_uploads(), uploads_before);
 }
 
 #[test]

@@ -16,8 +16,9 @@ pub enum BuildError {
 
     /// A RUN in a stage the target needs.
     #[error(
-        "{file}:{line}: RUN needs a container runtime; the native builder does not run commands. Use `builder: docker` \
-         (the Docker Engine on the runner) or move the step out of the Dockerfile."
+        "{file}:{line}: RUN needs a container runtime and the native builder does not run commands: run the command in an earlier \
+         workflow step and COPY its output, or build this Dockerfile with `docker build` (octopush's Docker Engine \
+         builder is not available yet)."
     )]
     Run { file: String, line: usize },
 

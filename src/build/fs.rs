@@ -145,7 +145,7 @@ impl FsTree {
                 } else {
                     format!(
                         "; the native builder does not download base image layers, so it can only copy what this Dockerfile \
-                     put into {description} (COPY, ADD, WORKDIR). Use `builder: docker` for this Dockerfile"
+                     put into {description} (COPY, ADD, WORKDIR); build this Dockerfile with `docker build`"
                     )
                 };
                 return Err(format!("--from={name} {src}: not found in {description}{why}"));

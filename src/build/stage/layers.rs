@@ -76,7 +76,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             if e.starts_with("http://") || e.starts_with("https://") || e.starts_with("git@") {
                 return Err(fail(format!(
                     "{e}: fetching URLs and git repositories is not supported by the native builder yet; download it in \
-                     a workflow step and COPY it from the context, or use `builder: docker`"
+                     a workflow step and COPY it from the context"
                 )));
             }
             sources.push(e);
@@ -188,7 +188,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         let Some(idx) = idx else {
             return Err(format!(
                 "--from={from}: no stage has that name, and copying from an image needs its layers, which the native \
-                 builder does not download yet; add a stage (FROM {from} AS name) only if it is built here, or use `builder: docker`"
+                 builder does not download yet; add a stage (FROM {from} AS name) only if it is built here, or build this Dockerfile with `docker build`"
             ));
         };
         match self.done.get(idx).and_then(Option::as_ref) {

@@ -91,6 +91,14 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         self.global = global_args(self.env.df, self.env.opts, &self.platform, &host_platform(), &mut self.used)
             .map_err(|(line, m)| self.err(line, "ARG", m))?;
         let needed = self.needed(target);
+        // A RUN in a needed stage fails the build: say so before resolving bases or writing any layer.
+        let first_run = (0..=target)
+            .filter(|i| needed[*i])
+            .flat_map(|i| self.env.df.stages[i].instructions.iter())
+            .find(|ins| matches!(ins.kind, InstructionKind::Run(_)));
+        if let Some(ins) = first_run {
+            return Err(BuildError::Run { file: self.env.file.to_string(), line: ins.line });
+        }
         for (i, need) in needed.iter().enumerate().take(target + 1) {
             if *need {
                 let done = self.stage(i).await?;
@@ -204,7 +212,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
                     instruction: "FROM".into(),
                     message: format!(
                         "FROM {base}: the base runs the ONBUILD trigger `{text}`, and RUN needs a container runtime; \
-                         the native builder does not run commands. Use `builder: docker`, or a base without ONBUILD RUN"
+                         the native builder does not run commands. Use a base without ONBUILD RUN, or build this Dockerfile with `docker build`"
                     ),
                 },
                 other => other,

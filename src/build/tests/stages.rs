@@ -116,8 +116,9 @@ async fn stages_copy_from_and_target() {
     assert_eq!(err.line(), Some(4));
     assert_eq!(
         err.to_string(),
-        "Dockerfile:4: RUN needs a container runtime; the native builder does not run commands. Use `builder: docker` \
-         (the Docker Engine on the runner) or move the step out of the Dockerfile."
+        "Dockerfile:4: RUN needs a container runtime and the native builder does not run commands: run the command \
+         in an earlier workflow step and COPY its output, or build this Dockerfile with `docker build` (octopush's \
+         Docker Engine builder is not available yet)."
     );
     let err =
         build_err(&fx.opts("FROM scratch AS first\nCOPY --from=second /x /x\nFROM scratch AS second\nFROM first\n"))
