@@ -207,7 +207,7 @@ fn tag_names(inputs: &MetaInputs, ctx: &GitContext) -> Result<Vec<String>, MetaE
                 message: format!("`{line}`: metadata-action `type=` rules are not supported yet; use plain tags"),
             });
         }
-        for t in line.split(',').map(str::trim) {
+        for t in line.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             push(check_tag(t)?);
         }
     }
@@ -272,5 +272,97 @@ fn check_tag(t: &str) -> Result<String, MetaError> {
                 "`{t}` is not a valid tag: up to 128 characters from `[A-Za-z0-9._-]`, not starting with `.` or `-`"
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "676cae2f85471aeff6776463c72881ebd902dcf9";
+
+    fn ctx(git_ref: &str) -> GitContext {
+        GitContext {
+            event_name: "push".into(),
+            sha: SHA.into(),
+            git_ref: git_ref.into(),
+            repository: "Octo-Org/App".into(),
+            server_url: "https://github.com".into(),
+            ..GitContext::default()
+        }
+    }
+
+    fn names(tags: &[&str], with_ref: bool, with_sha: bool, git_ref: &str) -> Result<Vec<String>, MetaError> {
+        let inputs = MetaInputs {
+            images: vec!["ghcr.io/Octo-Org/App".into()],
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            tag_with_ref: with_ref,
+            tag_with_sha: with_sha,
+            ..MetaInputs::default()
+        };
+        compute(&inputs, &ctx(git_ref), Utc::now(), &RepoData::fallback(&ctx(git_ref))).map(|m| m.tag_names)
+    }
+
+    /// build-push-action v1's rules, as TAGS.md lists them.
+    #[test]
+    fn v1_rules_table() {
+        let rows: &[(&[&str], bool, bool, &str, &[&str])] = &[
+            (&[], true, false, "refs/heads/master", &["latest"]),
+            (&[], true, false, "refs/heads/main", &["main"]),
+            (&[], true, false, "refs/heads/my/branch", &["my-branch"]),
+            (&[], true, false, "refs/tags/v1.0.0", &["v1.0.0"]),
+            (&[], true, false, "refs/pull/2/merge", &["pr-2-merge"]),
+            (&[], false, true, "refs/heads/master", &["sha-676cae2"]),
+            (&["a,b", "", "c"], true, true, "refs/heads/dev", &["a", "b", "c", "dev", "sha-676cae2"]),
+            (&["latest"], true, false, "refs/heads/master", &["latest"]),
+            (&[], false, false, "refs/heads/feature/x", &["feature-x"]),
+            (&[], false, false, "refs/tags/v2.1", &["v2.1", "latest"]),
+            (&[], false, false, "refs/pull/7/merge", &["pr-7"]),
+        ];
+        for (tags, with_ref, with_sha, git_ref, want) in rows {
+            assert_eq!(
+                names(tags, *with_ref, *with_sha, git_ref).unwrap(),
+                *want,
+                "{tags:?} {with_ref} {with_sha} {git_ref}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_tags_are_refused_before_any_push() {
+        for bad in ["-lead", ".lead", "sp ace", &"x".repeat(129)] {
+            let e = names(&[bad], false, false, "refs/heads/master").unwrap_err().to_string();
+            assert!(e.starts_with("input `tags`:") && e.contains("128"), "{e}");
+        }
+        assert!(names(&["type=semver,pattern={{version}}"], false, false, "refs/tags/v1").is_err());
+    }
+
+    #[test]
+    fn images_lowercased_labels_and_created() {
+        let inputs = MetaInputs {
+            images: vec!["ghcr.io/Octo-Org/App".into()],
+            tags: vec!["v1".into()],
+            labels: vec!["org.opencontainers.image.title=Custom".into()],
+            ..MetaInputs::default()
+        };
+        let c = ctx("refs/heads/master");
+        let clock = created_time(Some(1578616200), &c, Utc::now());
+        let m = compute(&inputs, &c, clock, &RepoData::fallback(&c)).unwrap();
+        assert_eq!(m.tags, vec!["ghcr.io/octo-org/app:v1"]);
+        assert_eq!(m.version.as_deref(), Some("v1"));
+        assert_eq!(m.labels["org.opencontainers.image.source"], "https://github.com/Octo-Org/App");
+        assert_eq!(m.labels["org.opencontainers.image.revision"], SHA);
+        assert_eq!(m.labels["org.opencontainers.image.title"], "Custom", "user labels override");
+        assert_eq!(m.labels["org.opencontainers.image.created"], "2020-01-10T00:30:00.000Z");
+    }
+
+    #[test]
+    fn created_prefers_source_date_epoch_then_the_commit_time() {
+        let mut c = ctx("refs/heads/master");
+        let now = Utc::now();
+        assert_eq!(created_time(None, &c, now), now);
+        c.payload = serde_json::json!({"head_commit": {"timestamp": "2021-03-04T05:06:07+01:00"}});
+        assert_eq!(created_time(None, &c, now).to_rfc3339(), "2021-03-04T04:06:07+00:00");
+        assert_eq!(created_time(Some(0), &c, now).timestamp(), 0);
     }
 }
