@@ -303,10 +303,13 @@ mod tests {
         compute(&inputs, &ctx(git_ref), Utc::now(), &RepoData::fallback(&ctx(git_ref))).map(|m| m.tag_names)
     }
 
+    /// One row: `tags` lines, `tag_with_ref`, `tag_with_sha`, the git ref, the expected tags.
+    type Row = (&'static [&'static str], bool, bool, &'static str, &'static [&'static str]);
+
     /// build-push-action v1's rules, as TAGS.md lists them.
     #[test]
     fn v1_rules_table() {
-        let rows: &[(&[&str], bool, bool, &str, &[&str])] = &[
+        let rows: &[Row] = &[
             (&[], true, false, "refs/heads/master", &["latest"]),
             (&[], true, false, "refs/heads/main", &["main"]),
             (&[], true, false, "refs/heads/my/branch", &["my-branch"]),
