@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use octopush::meta::Meta;
+use octopush::progress::human_bytes;
 use octopush::publish::Published;
 
 pub fn markdown(p: &Published, meta: &Meta, elapsed: Duration) -> String {
@@ -71,26 +72,4 @@ pub fn metadata_json(p: &Published) -> serde_json::Value {
         "blobs": { "uploaded": p.uploaded, "mounted": p.mounted, "skipped": p.skipped, "bytesUploaded": p.bytes_uploaded },
         "layout": p.layout,
     })
-}
-
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[i]) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_bytes_rounds_to_one_decimal() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(12_345_678), "12.3 MB");
-    }
 }

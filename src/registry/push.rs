@@ -13,7 +13,7 @@ use super::blobs::Mount;
 use super::transport::Target;
 use super::{Action, RegistryClient, RegistryError};
 use crate::image::{Artifact, Blob, BlobSource, Digest, ImageName, RawManifest};
-use crate::progress::Progress;
+use crate::progress::{Progress, human_bytes};
 
 /// What a push did, for outputs and the job summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -139,7 +139,7 @@ async fn push_blob_locked(
 ) -> Result<Outcome, RegistryError> {
     let d = &blob.descriptor;
     if client.blob_exists_as(t, &d.digest).await? {
-        progress.info(&format!("exists {} ({})", short(&d.digest), human(d.size)));
+        progress.info(&format!("exists {} ({})", short(&d.digest), human_bytes(d.size)));
         return Ok(Outcome::Skipped);
     }
     let mut session = None;
@@ -151,7 +151,7 @@ async fn push_blob_locked(
                         "mounted {} from {} ({})",
                         short(&d.digest),
                         from.repository,
-                        human(d.size)
+                        human_bytes(d.size)
                     ));
                     return Ok(Outcome::Mounted);
                 }
@@ -187,30 +187,18 @@ async fn push_blob_locked(
         tokio::select! {
             r = &mut upload => { r?; break; }
             _ = tick.tick() => progress.info(&format!(
-                "uploading {}: {} of {}", short(&d.digest), human(sent.load(Ordering::Relaxed)), human(d.size)
+                "uploading {}: {} of {}", short(&d.digest), human_bytes(sent.load(Ordering::Relaxed)), human_bytes(d.size)
             )),
         }
     }
     let verb = if matches!(blob.source, BlobSource::Registry(_)) { "copied" } else { "uploaded" };
-    progress.info(&format!("{verb} {} ({})", short(&d.digest), human(d.size)));
+    progress.info(&format!("{verb} {} ({})", short(&d.digest), human_bytes(d.size)));
     Ok(Outcome::Uploaded(d.size))
 }
 
 /// `sha256:0123456789ab…`, as progress lines show digests.
 fn short(d: &Digest) -> String {
     format!("{}:{}…", d.algorithm(), d.short())
-}
-
-/// Decimal units, one decimal: `12.3 MB`.
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
 /// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
@@ -225,15 +213,6 @@ fn valid_tag(tag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(999), "999 B");
-        assert_eq!(human(12_345_678), "12.3 MB");
-        assert_eq!(human(1_500), "1.5 kB");
-        assert_eq!(human(3_000_000_000), "3.0 GB");
-    }
 
     #[test]
     fn tag_grammar() {

@@ -41,13 +41,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
                 .map_err(|e| BuildError::Options(format!("the layer writer stopped: {e}")))?
                 .map_err(|e| self.err(line, "WORKDIR", format!("WORKDIR {wd}: writing the layer: {e}")))?;
         st.fs.apply(&entries);
-        let h = self.history(format!("WORKDIR {wd}"));
-        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
-        self.env.progress.debug(&format!(
-            "layer {} ({} bytes compressed, diff_id {})",
-            layer.blob.descriptor.digest, layer.blob.descriptor.size, layer.diff_id
-        ));
-        st.image = image.with_layer(layer, h);
+        self.commit_layer(st, layer, format!("WORKDIR {wd}"));
         Ok(())
     }
 
@@ -162,13 +156,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             self.env.progress.warning(&format!("{}:{line}: {kw} {w}", self.env.file));
         }
         st.fs.apply(&planned.entries);
-        let h = self.history(created_by);
-        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
-        self.env.progress.debug(&format!(
-            "layer {} ({} bytes compressed, diff_id {})",
-            layer.blob.descriptor.digest, layer.blob.descriptor.size, layer.diff_id
-        ));
-        st.image = image.with_layer(layer, h);
+        self.commit_layer(st, layer, created_by);
         Ok(())
     }
 

@@ -257,6 +257,17 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         }
     }
 
+    /// Puts `layer` on top of the stage's image, with its history entry.
+    fn commit_layer(&self, st: &mut State, layer: crate::image::Layer, created_by: String) {
+        let h = self.history(created_by);
+        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
+        self.env.progress.debug(&format!(
+            "layer {} ({} bytes compressed, diff_id {})",
+            layer.blob.descriptor.digest, layer.blob.descriptor.size, layer.diff_id
+        ));
+        st.image = image.with_layer(layer, h);
+    }
+
     fn commit_empty(&self, st: &mut State, created_by: String) {
         let h = self.history(created_by);
         let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
