@@ -72,7 +72,8 @@ fn apply_layer(tree: &mut Tree, media_type: &str, blob: &[u8]) {
         Box::new(blob)
     };
     let mut archive = tar::Archive::new(reader);
-    let mut opaque_done: Vec<String> = Vec::new();
+    // Paths this layer itself wrote: an opaque marker hides only what lower layers put in its directory.
+    let mut this_layer: std::collections::HashSet<String> = std::collections::HashSet::new();
     for entry in archive.entries().expect("layer is a tar") {
         let mut entry = entry.expect("tar entry");
         let path = clean(&entry.path().expect("entry path").to_string_lossy());
@@ -81,13 +82,8 @@ fn apply_layer(tree: &mut Tree, media_type: &str, blob: &[u8]) {
             None => (String::new(), path.clone()),
         };
         if name == ".wh..wh..opq" {
-            // Only lower layers' content is hidden; this layer's own entries under `dir` come after it in the
-            // tars both builders write, but keep any that came before to be exact.
-            if !opaque_done.contains(&dir) {
-                let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-                tree.retain(|p, _| !p.starts_with(&prefix) || p == &dir);
-                opaque_done.push(dir);
-            }
+            let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+            tree.retain(|p, _| !p.starts_with(&prefix) || *p == dir || this_layer.contains(p));
             continue;
         }
         if let Some(hidden) = name.strip_prefix(".wh.") {
@@ -123,6 +119,9 @@ fn apply_layer(tree: &mut Tree, media_type: &str, blob: &[u8]) {
         } else if tree.get(&path).is_some_and(|n| n.kind != Kind::Dir) {
             tree.remove(&path);
         }
+        // A symlink's permission bits mean nothing on Linux (lchmod does not exist; runtimes create them 0777).
+        let mode = if matches!(kind, Kind::Symlink(_)) { 0o777 } else { mode };
+        this_layer.insert(path.clone());
         tree.insert(path, Node { kind, mode, uid, gid });
     }
 }
@@ -140,7 +139,8 @@ fn layers_of(manifest: &serde_json::Value) -> Vec<(String, String)> {
 /// The tree the layers after the first (the shared base) make, unpacked in order on an empty directory.
 /// A path whose parent directory no layer (base included) has gets the parent a runtime's `mkdir -p` makes:
 /// a directory, 0755, root-owned. So an image that omits such a parent entry and one that writes exactly that
-/// entry unpack to the same thing, and compare equal.
+/// entry unpack to the same thing, and compare equal. (octopush omits them on purpose over a registry base: for
+/// `WORKDIR /srv/app` it writes `srv/app` but not `srv`, which Docker writes as 0755 root.)
 fn upper_tree(registry: &Registry, repo: &str, manifest: &serde_json::Value, base: &Tree) -> Tree {
     let mut tree = Tree::new();
     for (media_type, digest) in &layers_of(manifest)[1..] {
