@@ -277,7 +277,6 @@ fn same_tree_and_config_as_dockerd() {
 /// (`WORKDIR /srv/app`): Docker creates `/srv/app/conf` owned by the `--chown` user (0755, 1000:1000), and since
 /// the stage itself made `/srv/app`, the builder knows `conf` is new there even over a registry base.
 #[test]
-#[ignore = "bug: over a registry base, COPY --chown to /srv/app/conf/app.conf writes no /srv/app/conf entry (unpacks 0:0, Docker 1000:1000)"]
 fn chown_copy_creates_new_parent_owned_like_dockerd() {
     compare_with_docker("COPY --chown=1000:1000 --chmod=640 conf/app.conf /srv/app/conf/app.conf");
 }

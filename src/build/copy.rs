@@ -296,6 +296,18 @@ impl Layout<'_> {
         }
     }
 
+    /// Whether the nearest ancestor of `path` that we know of was written by this build.
+    fn ancestor_written(&self, path: &str) -> bool {
+        let mut p = path;
+        while let Some((up, _)) = p.rsplit_once('/') {
+            p = up;
+            if self.tree.get(p).is_some() {
+                return true;
+            }
+        }
+        false
+    }
+
     fn add_parents(&mut self) {
         let paths: Vec<String> = self.entries.keys().cloned().collect();
         for p in paths {
@@ -307,7 +319,9 @@ impl Layout<'_> {
                 }
                 if let Some(known) = self.tree.get(parent) {
                     self.entries.insert(parent.to_string(), known.clone());
-                } else if self.tree.complete {
+                } else if self.tree.complete || self.ancestor_written(parent) {
+                    // Under a directory this Dockerfile wrote (WORKDIR /srv/app, then COPY to /srv/app/conf/x),
+                    // a parent we never wrote is new: create it owned as `--chown` says, as Docker does.
                     let node = self.created_dir();
                     self.entries.insert(parent.to_string(), node);
                 }
