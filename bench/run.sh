@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# Benchmark: octopush publish vs buildah (bud + push) vs docker (classic builder, DOCKER_BUILDKIT=0) + docker push.
+# Sets up everything itself on 127.0.0.1 in a temp dir: a docker-registry, a dockerd (vfs storage), a busybox-static
+# base image (single-platform tag and a two-platform index) pushed with skopeo from a hand-built OCI layout.
+# Workloads:
+#   w1  ~2,000 files, ~70 MB site:   FROM base; COPY site/ /srv/www/          (cold: clean tool state, fresh repository)
+#   w2  one 512 MiB file (compressible mix)                                     (cold)
+#   w3  w1 republished unchanged: a second run of each tool right after w1 (same repository and tag, warm tool state)
+#   w4  w1 on a two-platform base index, for linux/amd64 + linux/arm64         (cold; docker classic builder: n/a)
+# Env: BENCH_REPEAT=N (default 1; the table shows the median), BENCH_WORKLOADS="w1 w2 w4" (w3 rides on w1),
+#      BENCH_TOOLS="octopush buildah docker", BENCH_TIMEOUT=seconds per command (default 300), BENCH_KEEP=1 keeps the temp dir,
+#      BENCH_NO_BUILD=1 skips cargo build.
+# Output: a Markdown table on stdout (also written to $BENCH_OUT, default bench/last-table.md); logs in the temp dir.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+REPEAT=${BENCH_REPEAT:-1}
+WORKLOADS=${BENCH_WORKLOADS:-w1 w2 w4}
+TOOLS=${BENCH_TOOLS:-octopush buildah docker}
+TMO=${BENCH_TIMEOUT:-300}
+OUT=${BENCH_OUT:-$ROOT/bench/last-table.md}
+
+need=()
+for c in docker-registry skopeo buildah dockerd busybox jq python3; do command -v "$c" >/dev/null || need+=("$c"); done
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing missing packages (${need[*]})"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry skopeo umoci buildah \
+    busybox-static jq docker.io time >/dev/null
+fi
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+  echo "== cargo build --release --locked"
+  cargo build --release --locked 2>&1 | tail -1
+fi
+BIN=$ROOT/target/release/octopush
+[ -x "$BIN" ] || { echo "no $BIN"; exit 1; }
+DOCKER=/usr/bin/docker          # the 20.10 CLI that matches dockerd 20.10
+[ -x $DOCKER ] || DOCKER=$(command -v docker)
+BUSYBOX=/bin/busybox
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || { [ -x /usr/bin/busybox ] && BUSYBOX=/usr/bin/busybox; }
+
+W=$(mktemp -d /tmp/octobench.XXXXXX)
+LOG=$W/bench.log
+REG_PID=; DOCKERD_PID=
+cleanup() {
+  [ -n "$DOCKERD_PID" ] && kill "$DOCKERD_PID" 2>/dev/null && for _ in $(seq 50); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+  [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null
+  if [ -z "${BENCH_KEEP:-}" ]; then
+    # buildah/vfs and dockerd leave read-only dirs and mounts behind; unmount before removing
+    grep -o " $W[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    rm -rf "$W"
+  else echo "kept $W"; fi
+}
+trap cleanup EXIT
+echo "== work dir $W"
+
+# ---------- registry ----------
+cat > "$W/registry.yml" <<CONF
+version: 0.1
+log: { level: info, accesslog: { disabled: true } }
+storage: { filesystem: { rootdirectory: $W/registry }, delete: { enabled: true } }
+http: { addr: 127.0.0.1:0 }
+CONF
+docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 &
+REG_PID=$!
+port=
+for _ in $(seq 1 200); do
+  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$W/registry.log" | head -1 | cut -d: -f2) && [ -n "$port" ] && break
+  sleep 0.05
+done
+[ -n "$port" ] || { echo "registry did not start"; cat "$W/registry.log"; exit 1; }
+REG=127.0.0.1:$port
+echo "== registry $REG"
+
+# ---------- dockerd ----------
+D=$W/docker; mkdir -p "$D"
+dockerd -H "unix://$D/docker.sock" --data-root "$D/root" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
+  --storage-driver vfs --iptables=false --ip6tables=false --bridge=none --ip-masq=false --ip-forward=false \
+  > "$D/dockerd.log" 2>&1 &
+DOCKERD_PID=$!
+export DOCKER_HOST=unix://$D/docker.sock
+for _ in $(seq 1 100); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.1; done
+$DOCKER version >/dev/null 2>&1 || { echo "dockerd did not start"; tail -20 "$D/dockerd.log"; exit 1; }
+echo "== dockerd $($DOCKER version -f '{{.Server.Version}}') at $DOCKER_HOST (pid $DOCKERD_PID)"
+
+# ---------- base image: OCI layout by hand, pushed with skopeo ----------
+python3 - "$W/base-oci" "$BUSYBOX" <<'PY'
+import gzip, hashlib, io, json, os, sys, tarfile
+out, bb = sys.argv[1], sys.argv[2]
+os.makedirs(f"{out}/blobs/sha256", exist_ok=True)
+def blob(data):
+    d = hashlib.sha256(data).hexdigest()
+    open(f"{out}/blobs/sha256/{d}", "wb").write(data)
+    return "sha256:" + d, len(data)
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+    for d in ["bin", "etc", "tmp", "srv"]:
+        ti = tarfile.TarInfo(d); ti.type = tarfile.DIRTYPE; ti.mode = 0o755; ti.mtime = 0; t.addfile(ti)
+    data = open(bb, "rb").read()
+    ti = tarfile.TarInfo("bin/busybox"); ti.size = len(data); ti.mode = 0o755; ti.mtime = 0
+    t.addfile(ti, io.BytesIO(data))
+    for n in ["sh", "ls", "cat", "echo", "httpd"]:
+        ti = tarfile.TarInfo("bin/" + n); ti.type = tarfile.SYMTYPE; ti.linkname = "busybox"; ti.mtime = 0; t.addfile(ti)
+raw = buf.getvalue()
+gz = gzip.compress(raw, mtime=0)
+ldig, lsize = blob(gz)
+diff = "sha256:" + hashlib.sha256(raw).hexdigest()
+def image(arch, variant=None):
+    cfg = {"architecture": arch, "os": "linux",
+           "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+           "rootfs": {"type": "layers", "diff_ids": [diff]},
+           "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "busybox-static"}],
+           "created": "1970-01-01T00:00:00Z"}
+    if variant: cfg["variant"] = variant
+    cdig, csize = blob(json.dumps(cfg).encode())
+    m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdig, "size": csize},
+         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ldig, "size": lsize}]}
+    mdig, msize = blob(json.dumps(m).encode())
+    plat = {"architecture": arch, "os": "linux"}
+    if variant: plat["variant"] = variant
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdig, "size": msize, "platform": plat}
+amd, arm = image("amd64"), image("arm64", "v8")
+idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [amd, arm]}
+idig, isize = blob(json.dumps(idx).encode())
+top = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+    dict(amd, annotations={"org.opencontainers.image.ref.name": "1"}),
+    {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": idig, "size": isize,
+     "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}
+json.dump(top, open(f"{out}/index.json", "w"))
+json.dump({"imageLayoutVersion": "1.0.0"}, open(f"{out}/oci-layout", "w"))
+PY
+skopeo copy -q --dest-tls-verify=false "oci:$W/base-oci:1" "docker://$REG/base/busybox:1" >>"$LOG" 2>&1 \
+  && skopeo copy -q --all --dest-tls-verify=false "oci:$W/base-oci:multi" "docker://$REG/base/busybox:multi" >>"$LOG" 2>&1 \
+  || { echo "skopeo push of the base failed"; tail -20 "$LOG"; exit 1; }
+echo "== base images $REG/base/busybox:1 (amd64) and :multi (amd64+arm64 index)"
+
+# ---------- data ----------
+echo "== generating data"
+python3 - "$W" <<'PY'
+import os, random, sys
+w = sys.argv[1]
+rnd = random.Random(20261123)
+words = [bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 10))) for _ in range(4000)]
+def texty(n):  # html/js-like text: compresses ~3-4x
+    out = bytearray()
+    while len(out) < n:
+        out += b" ".join(rnd.choice(words) for _ in range(12)) + b"\n"
+    return bytes(out[:n])
+# w1: 2,000 files in 40 dirs, ~70 MB: half random bytes (images, fonts), half text; sizes skewed (many small, few large)
+site = f"{w}/ctx-site/site"
+total = 0
+for i in range(2000):
+    d = f"{site}/d{i % 40:02d}"
+    os.makedirs(d, exist_ok=True)
+    size = int(rnd.paretovariate(1.2) * 9000)
+    size = min(size, 3_000_000)
+    if i % 2: data = rnd.randbytes(size); name = f"f{i:04d}.bin"
+    else: data = texty(size); name = f"f{i:04d}.html"
+    open(f"{d}/{name}", "wb").write(data); total += size
+# pad to ~70 MB with one file per dir
+rest = 70_000_000 - total
+for k in range(40):
+    if rest <= 0: break
+    n = max(rest // (40 - k), 0)
+    open(f"{site}/d{k:02d}/bundle.js" if k % 2 == 0 else f"{site}/d{k:02d}/media.bin", "wb").write(
+        texty(n) if k % 2 == 0 else rnd.randbytes(n))
+    rest -= n
+# w2: one 512 MiB file, 1 MiB chunks: 1/2 random, 1/2 text, so it gzips to ~60%
+big = f"{w}/ctx-big/data"
+os.makedirs(big, exist_ok=True)
+chunk_text = texty(1 << 20)
+with open(f"{big}/blob.bin", "wb") as f:
+    for i in range(512):
+        f.write(rnd.randbytes(1 << 20) if i % 2 else chunk_text[i % 7 * 1000:] + chunk_text[: i % 7 * 1000])
+PY
+printf 'FROM %s\nCOPY site/ /srv/www/\n' "$REG/base/busybox:1" > "$W/ctx-site/Dockerfile"
+printf 'FROM %s\nCOPY data/ /data/\n' "$REG/base/busybox:1" > "$W/ctx-big/Dockerfile"
+mkdir -p "$W/ctx-multi"
+cp -a "$W/ctx-site/site" "$W/ctx-multi/site"
+printf 'FROM %s\nCOPY site/ /srv/www/\n' "$REG/base/busybox:multi" > "$W/ctx-multi/Dockerfile"
+echo "   site: $(find "$W/ctx-site/site" -type f | wc -l) files, $(du -sb "$W/ctx-site/site" | cut -f1) bytes; big: $(stat -c %s "$W/ctx-big/data/blob.bin") bytes"
+
+# ---------- measurement ----------
+RES=$W/results.tsv; : > "$RES"
+# run LABEL CMD... : appends "wall rss_kib user_s sys_s" of one command to $W/cur, or returns 1
+run() {
+  local label=$1; shift
+  echo "--- $label: $*" >>"$LOG"
+  if /usr/bin/time -f '%e %M %U %S' -o "$W/t" timeout "$TMO" "$@" >>"$LOG" 2>&1; then
+    cat "$W/t" >> "$W/cur"
+  else
+    { echo "    FAILED ($label), see log:"; tail -5 "$LOG" | sed 's/^/      /'; } >&2; return 1
+  fi
+}
+BROOT=$W/buildah
+BAH=(buildah --root "$BROOT/root" --runroot "$BROOT/run" --storage-driver vfs)
+bah() { "${BAH[@]}" "$@"; }
+clean_buildah() { bah rm -a >/dev/null 2>&1; bah rmi -a -f >/dev/null 2>&1; umount_under "$BROOT"; rm -rf "$BROOT"; mkdir -p "$BROOT"; }
+umount_under() { grep -o " $1[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null; true; }
+clean_docker() {
+  $DOCKER ps -aq | xargs -r $DOCKER rm -f >/dev/null 2>&1
+  $DOCKER image ls -aq | sort -u | xargs -r $DOCKER rmi -f >/dev/null 2>&1
+  $DOCKER builder prune -af >/dev/null 2>&1; true
+}
+dockerd_hwm_reset() { echo 5 > "/proc/$DOCKERD_PID/clear_refs" 2>/dev/null; }
+dockerd_hwm() { awk '/VmHWM/ {print $2}' "/proc/$DOCKERD_PID/status"; }
+# CPU seconds (user+sys) of dockerd and its containerd child so far
+dockerd_cpu() { local t=0 p; for p in $DOCKERD_PID $(pgrep -P "$DOCKERD_PID"); do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat") )); done; echo "$t $(getconf CLK_TCK)" | awk '{printf "%.2f", $1 / $2}'; }
+
+ctx_of() { case $1 in w1|w3) echo "$W/ctx-site";; w2) echo "$W/ctx-big";; w4) echo "$W/ctx-multi";; esac; }
+
+# one_run TOOL WORKLOAD REP REPO : measures one publish; prints "wall rss_kib" or "fail"
+one_run() {
+  local tool=$1 wl=$2 rep=$3 repo=$4 ctx; ctx=$(ctx_of "$wl")
+  : > "$W/cur"
+  case $tool in
+    octopush)
+      local plat=(); [ "$wl" = w4 ] && plat=(--platforms linux/amd64,linux/arm64)
+      GITHUB_SHA=0123456789abcdef0123456789abcdef01234567 SOURCE_DATE_EPOCH=1700000000 \
+        run "$tool/$wl" "$BIN" publish --path "$ctx" --registry "$REG" --repository "$repo" --tags t "${plat[@]}" || { echo fail; return; }
+      ;;
+    buildah)
+      if [ "$wl" = w4 ]; then
+        run "$tool/$wl bud" "${BAH[@]}" bud --isolation chroot --tls-verify=false --platform linux/amd64,linux/arm64 \
+            --manifest "localhost/$repo:t" "$ctx" \
+          && run "$tool/$wl push" "${BAH[@]}" manifest push --all --tls-verify=false "localhost/$repo:t" "docker://$REG/$repo:t" \
+          || { echo fail; return; }
+      else
+        run "$tool/$wl bud" "${BAH[@]}" bud --isolation chroot --tls-verify=false -t "localhost/$repo:t" "$ctx" \
+          && run "$tool/$wl push" "${BAH[@]}" push --tls-verify=false "localhost/$repo:t" "docker://$REG/$repo:t" \
+          || { echo fail; return; }
+      fi
+      ;;
+    docker)
+      [ "$wl" = w4 ] && { echo "n/a"; return; }
+      dockerd_hwm_reset; local c0; c0=$(dockerd_cpu)
+      DOCKER_BUILDKIT=0 run "$tool/$wl build" $DOCKER build -q -t "$REG/$repo:t" "$ctx" \
+        && run "$tool/$wl push" $DOCKER push "$REG/$repo:t" || { echo fail; return; }
+      # dockerd does the work: its peak RSS (reset before the build) and its CPU time (plus the client's, above)
+      echo "0 $(dockerd_hwm) $(echo "$(dockerd_cpu) $c0" | awk '{printf "%.2f", $1 - $2}') 0" >> "$W/cur"
+      ;;
+  esac
+  awk '{w += $1; c += $3 + $4; if ($2 > m) m = $2} END {printf "%.2f %d %.2f\n", w, m, c}' "$W/cur"
+}
+
+START=$(date +%s)
+for rep in $(seq 1 "$REPEAT"); do
+  for wl in $WORKLOADS; do
+    for tool in $TOOLS; do
+      repo="$tool/$wl-r$rep"
+      case $tool in buildah) clean_buildah;; docker) clean_docker;; esac   # octopush keeps no local state
+      r=$(one_run "$tool" "$wl" "$rep" "$repo"); echo "$wl $tool $rep $r" >> "$RES"
+      echo "   rep $rep $wl $tool: $r  (wall s, peak RSS KiB, CPU s)"
+      if [ "$wl" = w1 ]; then   # w3: the same publish again, unchanged data, warm state, same repository and tag
+        r=$(one_run "$tool" w3 "$rep" "$repo"); echo "w3 $tool $rep $r" >> "$RES"
+        echo "   rep $rep w3 $tool: $r"
+      fi
+    done
+  done
+done
+echo "== measured in $(( $(date +%s) - START )) s"
+
+python3 - "$RES" "$TOOLS" <<'PY' | tee "$OUT"
+import statistics, sys
+tools = sys.argv[2].split()
+names = {"w1": "w1: 2,000 files / 70 MB, cold", "w2": "w2: one 512 MiB file, cold",
+         "w3": "w3: w1 republished unchanged", "w4": "w4: w1 for linux/amd64+arm64, cold"}
+res = {}
+for l in open(sys.argv[1]):
+    r = l.split()
+    if len(r) < 4: continue
+    res.setdefault((r[0], r[1]), []).append((float(r[3]), int(r[4]), float(r[5])) if len(r) >= 6 else r[3])
+def med(w, t, i):
+    v = res.get((w, t))
+    if not v: return "-"
+    bad = [x for x in v if not isinstance(x, tuple)]
+    if bad: return bad[0]
+    return statistics.median(x[i] for x in v)
+wls = [w for w in ["w1", "w2", "w3", "w4"] if any(k[0] == w for k in res)]
+peers = [t for t in tools if t != "octopush"]
+def table(title, cols, cell):
+    print(f"\n{title}\n")
+    print("| workload | " + " | ".join(cols) + " |"); print("|---|" + "---:|" * len(cols))
+    for w in wls: print(f"| {names[w]} | " + " | ".join(cell(w, c) for c in cols) + " |")
+f = lambda v, fmt: fmt.format(v) if isinstance(v, (int, float)) else str(v)
+table("Wall seconds (build + push)", tools, lambda w, t: f(med(w, t, 0), "{:.2f}"))
+if "octopush" in tools and peers:
+    def ratio(w, p):
+        a, o = med(w, p, 0), med(w, "octopush", 0)
+        return f"{a / o:.2f}x" if isinstance(a, float) and isinstance(o, float) and o > 0 else "n/a"
+    table("Ratio peer / octopush (wall; above 1 = octopush faster)", [f"{p}/octopush" for p in peers],
+          lambda w, c: ratio(w, c.split("/")[0]))
+table("Peak RSS, MiB", tools, lambda w, t: f(med(w, t, 1) / 1024 if isinstance(med(w, t, 1), (int, float)) else med(w, t, 1), "{:.0f}"))
+table("CPU seconds (user + sys)", tools, lambda w, t: f(med(w, t, 2), "{:.2f}"))
+n = max(len(v) for v in res.values())
+print(f"\nmedian of {n} run(s) each. buildah = bud + push (RSS: the larger of the two); docker = DOCKER_BUILDKIT=0 build + push, "
+      "RSS = dockerd's VmHWM (reset before the build), CPU = client + dockerd + containerd.")
+PY
