@@ -29,7 +29,10 @@ pub struct PublishRequest {
     pub tags: Vec<String>,
     /// Also write an OCI image layout here.
     pub layout: Option<PathBuf>,
+    /// Annotations on every image manifest.
     pub annotations: BTreeMap<String, String>,
+    /// Annotations on the index (multi-platform builds only).
+    pub index_annotations: BTreeMap<String, String>,
 }
 
 /// What was published.
@@ -71,7 +74,7 @@ pub async fn publish(
     progress: &dyn Progress,
 ) -> Result<Published, PublishError> {
     let artifact = build::build(&req.build, &RegistryBases(client), progress).await?;
-    let artifact = with_annotations(artifact, &req.annotations);
+    let artifact = with_annotations(artifact, &req.annotations, &req.index_annotations);
     let manifest = artifact.manifest();
     let images = artifact.images();
     let image_id = images.first().map(|i| i.config_blob().descriptor.digest).unwrap_or_else(|| manifest.digest.clone());
@@ -116,15 +119,20 @@ pub async fn publish(
     Ok(published)
 }
 
-/// Manifest annotations go on every image manifest; `index:` ones (already split by meta) on the index.
-fn with_annotations(artifact: Artifact, annotations: &BTreeMap<String, String>) -> Artifact {
-    if annotations.is_empty() {
-        return artifact;
-    }
+/// Manifest annotations go on every image manifest; index annotations on the index, when there is one.
+fn with_annotations(
+    artifact: Artifact,
+    manifest: &BTreeMap<String, String>,
+    index: &BTreeMap<String, String>,
+) -> Artifact {
     match artifact {
-        Artifact::Image(i) => Artifact::Image(i.with_annotations(annotations.clone())),
+        Artifact::Image(i) if manifest.is_empty() => Artifact::Image(i),
+        Artifact::Image(i) => Artifact::Image(i.with_annotations(manifest.clone())),
         Artifact::Index(mut idx) => {
-            idx.images = idx.images.into_iter().map(|i| i.with_annotations(annotations.clone())).collect();
+            if !manifest.is_empty() {
+                idx.images = idx.images.into_iter().map(|i| i.with_annotations(manifest.clone())).collect();
+            }
+            idx.annotations.extend(index.clone());
             Artifact::Index(idx)
         }
     }

@@ -54,8 +54,15 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     }
 
     let repo = repository_data(&config, log).await;
-    let clock = meta::created_time(config.source_date_epoch, &config.git, Utc::now());
-    let meta = meta::compute(&config.meta, &config.git, clock, &repo).context("computing tags and labels")?;
+    // `created` follows the commit (reproducible); `{{date}}` the run, unless SOURCE_DATE_EPOCH pins both.
+    let now = Utc::now();
+    let clock = meta::created_time(config.source_date_epoch, &config.git, now);
+    let date = meta::date_time(config.source_date_epoch, now);
+    let meta =
+        meta::compute_with_date(&config.meta, &config.git, clock, date, &repo).context("computing tags and labels")?;
+    for notice in &meta.notices {
+        log.notice(notice);
+    }
     for tag in &meta.tag_names {
         log.debug(&format!("tag: {tag}"));
     }
@@ -140,7 +147,7 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
         }
     }
     let work = tempfile::tempdir().context("creating a work folder for layers")?;
-    let labels = if config.apply_labels { meta.labels.clone() } else { meta::user_labels(&config.meta)? };
+    let labels = if config.apply_labels { meta.labels.clone() } else { meta.user_labels.clone() };
     let request = PublishRequest {
         build: octopush::build::BuildOptions {
             context: p.context.clone(),
@@ -155,7 +162,8 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
         targets: if p.push { p.targets.clone() } else { Vec::new() },
         tags: meta.tag_names.clone(),
         layout: p.output.clone(),
-        annotations: meta.annotations.clone(),
+        annotations: meta.annotations_at("manifest"),
+        index_annotations: meta.annotations_at("index"),
     };
     log.group("Build and push");
     let result = publish::publish(&client, &request, log).await;

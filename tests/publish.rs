@@ -229,3 +229,26 @@ fn ghcr_without_a_token_explains_the_permission() {
     let result = Workflow::new().input("registry", "ghcr.io").file("Dockerfile", "FROM scratch\n").run();
     assert_clean_failure(&result, "packages: write");
 }
+
+#[test]
+fn annotations_and_labels_inputs_reach_the_image() {
+    let registry = Registry::start(Mode::Anonymous);
+    let result = Workflow::new()
+        .input("registry", registry.host())
+        .input("tags", "v1")
+        .input("annotations", "org.example.team=octo\nmanifest:org.example.tier=gold")
+        .input("labels", "org.opencontainers.image.title=Custom title")
+        .file("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")
+        .run();
+    result.assert_success();
+    let (manifest, _) = registry.get_manifest_json("octo-org/app", "v1");
+    assert_eq!(manifest["annotations"]["org.example.team"], "octo", "{manifest}");
+    assert_eq!(manifest["annotations"]["org.example.tier"], "gold", "{manifest}");
+    let keys: Vec<&String> = manifest["annotations"].as_object().unwrap().keys().collect();
+    assert!(keys.iter().all(|k| !k.contains(':')), "no level prefixes on manifest annotations: {keys:?}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&registry.get_blob("octo-org/app", manifest["config"]["digest"].as_str().unwrap()))
+            .unwrap();
+    assert_eq!(config["config"]["Labels"]["org.opencontainers.image.title"], "Custom title");
+    assert_eq!(result.output("version"), "v1");
+}
