@@ -56,21 +56,11 @@ trap cleanup EXIT
 echo "== work dir $W"
 
 # ---------- registry ----------
-cat > "$W/registry.yml" <<CONF
-version: 0.1
-log: { level: info, accesslog: { disabled: true } }
-storage: { filesystem: { rootdirectory: $W/registry }, delete: { enabled: true } }
-http: { addr: 127.0.0.1:0 }
-CONF
-docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 &
-REG_PID=$!
-port=
-for _ in $(seq 1 200); do
-  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$W/registry.log" | head -1 | cut -d: -f2) && [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "registry did not start"; cat "$W/registry.log"; exit 1; }
-REG=127.0.0.1:$port
+# shellcheck source=../scripts/lib/registry.sh
+. scripts/lib/registry.sh
+start_local_registry "$W/registry"
+REG_PID=$REGISTRY_PID
+REG=$REGISTRY
 echo "== registry $REG"
 
 # ---------- dockerd ----------

@@ -16,20 +16,11 @@ bin=target/release/octopush
 work=$(mktemp -d)
 cleanup() { [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-cat > "$work/config.yml" <<CONF
-version: 0.1
-log: { level: info }
-storage: { filesystem: { rootdirectory: $work/data } }
-http: { addr: 127.0.0.1:0 }
-CONF
-docker-registry serve "$work/config.yml" > "$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 1 100); do
-  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/registry.log" | head -1 | cut -d: -f2) && [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "${port:-}" ] || { echo "the local registry did not start:"; cat "$work/registry.log"; exit 1; }
-registry=127.0.0.1:$port
+# shellcheck source=lib/registry.sh
+. scripts/lib/registry.sh
+start_local_registry "$work/registry"
+registry_pid=$REGISTRY_PID
+registry=$REGISTRY
 echo "== local registry at $registry"
 
 sha=$(git rev-parse HEAD 2>/dev/null || echo 0000000000000000000000000000000000000000)

@@ -129,17 +129,14 @@ mod tests {
         DateTime::from_timestamp(1578616200, 0).unwrap_or_default()
     }
 
+    /// The scope every test here evaluates in: the fixed clock, 7-character short shas.
+    fn test_scope<'a>(ctx: &'a GitContext, repo: &'a RepoData) -> Scope<'a> {
+        Scope { ctx, repo, sha: ctx.sha.clone(), date: clock(), commit_date: clock(), short_sha_len: 7 }
+    }
+
     fn expand(git_ref: &str, src: &str) -> Result<String, String> {
         let (ctx, repo) = scope_on(git_ref, "push");
-        let s = Scope {
-            ctx: &ctx,
-            repo: &repo,
-            sha: ctx.sha.clone(),
-            date: clock(),
-            commit_date: clock(),
-            short_sha_len: 7,
-        };
-        s.global(src, &mut Vec::new())
+        test_scope(&ctx, &repo).global(src, &mut Vec::new())
     }
 
     #[test]
@@ -167,14 +164,7 @@ mod tests {
     #[test]
     fn schedule_patterns_know_only_dates() {
         let (ctx, repo) = scope_on("refs/heads/master", "schedule");
-        let s = Scope {
-            ctx: &ctx,
-            repo: &repo,
-            sha: ctx.sha.clone(),
-            date: clock(),
-            commit_date: clock(),
-            short_sha_len: 7,
-        };
+        let s = test_scope(&ctx, &repo);
         let mut unknown = Vec::new();
         assert_eq!(s.schedule("n-{{date 'YYYYMMDD'}}-{{branch}}", &mut unknown).as_deref(), Ok("n-20200110-"));
         assert_eq!(unknown, vec!["branch".to_string()]);
