@@ -84,6 +84,13 @@ pub const INPUTS: &[InputDef] = &[
         "Registry password or token; the workflow token by default",
     ),
     input(
+        "registry_auth",
+        Text,
+        Publish,
+        None,
+        "Credentials for other registries, one `HOST=USERNAME:PASSWORD` per line (from secrets); `username` and `password` go only to ghcr.io, docker.pkg.github.com and the `registry` host",
+    ),
+    input(
         "github_token",
         Text,
         All,

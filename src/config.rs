@@ -55,7 +55,9 @@ pub struct PublishConfig {
     pub platforms: Vec<Platform>,
     pub push: bool,
     pub output: Option<PathBuf>,
-    pub credentials: Option<Credentials>,
+    /// Credentials by registry host. `username`/`password` go only to GitHub's registries and the `registry`
+    /// host, never to another registry named in `images` (that one gets what `registry_auth` gives it).
+    pub credentials: BTreeMap<String, Credentials>,
     pub ca_file: Option<PathBuf>,
     pub jobs: usize,
     /// `--example`: the embedded example replaces the context and Dockerfile.
@@ -165,8 +167,10 @@ impl Config {
                 return Err(bad("ca_file", format!("`{}` does not exist or is not a file", ca.display())));
             }
         }
-        if p.push && p.credentials.is_none() {
-            if let Some(gh) = p.targets.iter().find(|t| is_github_registry(&t.registry)) {
+        if p.push {
+            if let Some(gh) =
+                p.targets.iter().find(|t| is_github_registry(&t.registry) && !p.credentials.contains_key(&t.registry))
+            {
                 return Err(bad(
                     "password",
                     format!(
@@ -234,7 +238,7 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
     };
     let password = raw.get("password").or_else(|| env.non_empty("GITHUB_TOKEN")).map(|p| p.trim().to_string());
     let username = raw.get("username").or_else(|| env.non_empty("GITHUB_ACTOR")).map(|u| u.trim().to_string());
-    let credentials = match (username, password) {
+    let default_credentials = match (username, password) {
         (Some(u), Some(p)) => Some(Credentials { username: u, password: Secret::new(p) }),
         (None, Some(_)) => {
             return Err(bad(
@@ -244,6 +248,33 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         }
         (Some(_), None) | (None, None) => None,
     };
+    let mut credentials = BTreeMap::new();
+    if let Some(creds) = default_credentials {
+        let registry_host = raw.get("registry").map(|r| r.trim().to_ascii_lowercase());
+        for t in &targets {
+            if is_github_registry(&t.registry) || registry_host.as_deref() == Some(t.registry.as_str()) {
+                credentials.insert(t.registry.clone(), creds.clone());
+            }
+        }
+    }
+    for line in raw.lines("registry_auth") {
+        let parsed = line.split_once('=').and_then(|(host, cred)| {
+            let (user, pass) = cred.split_once(':')?;
+            let host = host.trim().to_ascii_lowercase();
+            (!host.is_empty() && !user.trim().is_empty() && !pass.is_empty())
+                .then(|| (host, Credentials { username: user.trim().to_string(), password: Secret::new(pass.trim()) }))
+        });
+        match parsed {
+            Some((host, creds)) => {
+                credentials.insert(host, creds);
+            }
+            // The line holds a secret: name its host only.
+            None => {
+                let host = line.split_once('=').map(|(h, _)| h.trim()).unwrap_or("?");
+                return Err(bad("registry_auth", format!("the line for `{host}` is not `HOST=USERNAME:PASSWORD`")));
+            }
+        }
+    }
     let jobs = match raw.get("jobs") {
         None => 4,
         Some(j) => j
@@ -342,7 +373,7 @@ mod tests {
         assert_eq!(c.publish.targets[0].to_string(), "ghcr.io/octo-org/app");
         assert_eq!(c.meta.images, vec!["ghcr.io/octo-org/app"]);
         assert!(c.publish.push);
-        let creds = c.publish.credentials.unwrap();
+        let creds = &c.publish.credentials["ghcr.io"];
         assert_eq!((creds.username.as_str(), creds.password.expose()), ("octocat", "t0ken"));
     }
 
@@ -367,6 +398,26 @@ mod tests {
         assert!(e.contains("SOURCE_DATE_EPOCH"), "{e}");
         let e = parse(&[("repository", "a/b"), ("password", "p")], &[]).unwrap_err().to_string();
         assert!(e.contains("`username`"), "{e}");
+    }
+
+    #[test]
+    fn default_credentials_go_only_to_github_and_the_registry_host() {
+        let vars = [("GITHUB_ACTOR", "octocat"), ("GITHUB_TOKEN", "t0ken")];
+        let c = parse(
+            &[("images", "ghcr.io/o/a\nquay.io/o/a\n127.0.0.1:5000/o/a"), ("registry_auth", "quay.io=robot:qu4y-p4ss")],
+            &vars,
+        )
+        .unwrap();
+        let hosts: Vec<&str> = c.publish.credentials.keys().map(String::as_str).collect();
+        assert_eq!(hosts, vec!["ghcr.io", "quay.io"], "no workflow token for 127.0.0.1:5000");
+        assert_eq!(c.publish.credentials["quay.io"].username, "robot");
+        assert_eq!(c.publish.credentials["quay.io"].password.expose(), "qu4y-p4ss");
+        let c = parse(&[("registry", "127.0.0.1:5000"), ("repository", "o/a")], &vars).unwrap();
+        assert_eq!(c.publish.credentials["127.0.0.1:5000"].username, "octocat", "the `registry` host gets them");
+        let e =
+            parse(&[("repository", "o/a"), ("registry_auth", "quay.io=robot-without-password")], &vars).unwrap_err();
+        assert!(e.to_string().contains("`quay.io` is not `HOST=USERNAME:PASSWORD`"), "{e}");
+        assert!(!e.to_string().contains("robot-without-password"));
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     for secret in [raw.get("password"), raw.get("github_token"), env.non_empty("GITHUB_TOKEN")].into_iter().flatten() {
         log.add_secret(secret);
     }
+    for line in raw.lines("registry_auth") {
+        if let Some((_, password)) = line.split_once('=').and_then(|(_, cred)| cred.split_once(':')) {
+            log.add_secret(password.trim());
+        }
+    }
     if let Some(name) = subcommand {
         raw.set("command", name);
     }
@@ -141,10 +146,8 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
     let p = &config.publish;
     let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
     let client = RegistryClient::new(options)?;
-    if let Some(creds) = &p.credentials {
-        for target in &p.targets {
-            client.set_credentials(&target.registry, creds.clone());
-        }
+    for (host, creds) in &p.credentials {
+        client.set_credentials(host, creds.clone());
     }
     let work = tempfile::tempdir().context("creating a work folder for layers")?;
     let labels = if config.apply_labels { meta.labels.clone() } else { meta.user_labels.clone() };

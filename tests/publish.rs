@@ -252,3 +252,42 @@ fn annotations_and_labels_inputs_reach_the_image() {
     assert_eq!(config["config"]["Labels"]["org.opencontainers.image.title"], "Custom title");
     assert_eq!(result.output("version"), "v1");
 }
+
+#[test]
+fn several_images_each_get_their_own_credentials() {
+    let first = Registry::start(Mode::htpasswd(USER, PASSWORD));
+    let second_password = "second-registry-p4ssw0rd";
+    let second = Registry::start(Mode::htpasswd("robot", second_password));
+    let result = Workflow::new()
+        .input("registry", first.host())
+        .input("username", USER)
+        .input("password", PASSWORD)
+        .input("images", &format!("{}/octo/app\n{}/mirror/app", first.host(), second.host()))
+        .input("registry_auth", &format!("{}=robot:{second_password}", second.host()))
+        .input("tags", "v2")
+        .file("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")
+        .run();
+    result.assert_success();
+    let (_, d1) = first.get_manifest("octo/app", "v2");
+    let (_, d2) = second.get_manifest("mirror/app", "v2");
+    assert_eq!(d1, result.output("digest"));
+    assert_eq!(d2, result.output("digest"));
+    assert_eq!(
+        result.output("tags").lines().collect::<Vec<_>>(),
+        vec![format!("{}/octo/app:v2", first.host()), format!("{}/mirror/app:v2", second.host())]
+    );
+    assert_no_secret(&result, PASSWORD);
+    assert_no_secret(&result, second_password);
+}
+
+/// `command: meta` with no token and the API unreachable still links the image to its repository.
+#[test]
+fn meta_without_token_or_network_gives_source_and_revision() {
+    let result = Workflow::new().input("command", "meta").input("tag_with_sha", "true").run();
+    result.assert_success();
+    let labels: Vec<&str> = result.output("labels").lines().collect();
+    assert!(labels.contains(&"org.opencontainers.image.source=https://github.com/Octo-Org/App"), "{labels:?}");
+    assert!(labels.contains(&format!("org.opencontainers.image.revision={SHA}").as_str()), "{labels:?}");
+    assert_eq!(result.output("tags"), format!("ghcr.io/octo-org/app:sha-{}", &SHA[..7]));
+    assert!(result.stdout.contains("::notice::"), "a notice says the API was not reachable: {}", result.dump());
+}
