@@ -19,6 +19,9 @@ pub enum ConfigError {
     Input { input: &'static str, message: String },
     #[error("{0}")]
     Environment(String),
+    /// An `images`, `tags`, `labels`, ... line meta refused; its message names the input and the line.
+    #[error(transparent)]
+    Meta(#[from] octopush::meta::MetaError),
 }
 
 fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
@@ -88,12 +91,12 @@ impl Config {
                      outside a workflow GITHUB_REPOSITORY is not set",
                 ));
             }
-            vec![target_name(&registry, &repository, "repository")?]
+            let name = ImageName::new(&registry, &repository).map_err(|e| bad("repository", e.to_string()))?;
+            vec![github_packages_path(name, "repository")?]
         } else {
-            image_lines
-                .iter()
-                .filter_map(|l| image_line_name(l))
-                .map(|n| split_image(&n))
+            octopush::meta::image_names(&image_lines)?
+                .into_iter()
+                .map(|name| github_packages_path(name, "images"))
                 .collect::<Result<Vec<_>, _>>()?
         };
         let images: Vec<String> = if image_lines.is_empty() {
@@ -304,9 +307,8 @@ fn is_github_registry(host: &str) -> bool {
     host == "ghcr.io" || host == "docker.pkg.github.com"
 }
 
-/// A target from the `registry` and `repository` inputs.
-fn target_name(registry: &str, repository: &str, input: &'static str) -> Result<ImageName, ConfigError> {
-    let name = ImageName::new(registry, repository).map_err(|e| bad(input, e.to_string()))?;
+/// docker.pkg.github.com takes only `OWNER/REPO/IMAGE`; other registries any repository path.
+fn github_packages_path(name: ImageName, input: &'static str) -> Result<ImageName, ConfigError> {
     if name.registry == "docker.pkg.github.com" && name.repository.split('/').count() != 3 {
         return Err(bad(
             input,
@@ -317,37 +319,6 @@ fn target_name(registry: &str, repository: &str, input: &'static str) -> Result<
         ));
     }
     Ok(name)
-}
-
-/// The image name of an `images` line, which may carry metadata-action attributes (`name=...,enable=false`).
-/// Disabled lines give `None`.
-fn image_line_name(line: &str) -> Option<String> {
-    if !line.contains('=') {
-        return Some(line.trim().to_string());
-    }
-    let mut name = None;
-    for attr in line.split(',') {
-        match attr.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
-            Some(("name", v)) => name = Some(v.to_string()),
-            Some(("enable", "false")) => return None,
-            _ => {}
-        }
-    }
-    name
-}
-
-/// `ghcr.io/octo-org/app` → registry `ghcr.io`, repository `octo-org/app`; a name without a registry part is
-/// Docker Hub's, as Docker reads it.
-fn split_image(image: &str) -> Result<ImageName, ConfigError> {
-    let image = image.trim();
-    let (first, rest) = image.split_once('/').unwrap_or(("", image));
-    let has_registry = first.contains('.') || first.contains(':') || first == "localhost";
-    if has_registry {
-        target_name(first, rest, "images")
-    } else {
-        let repo = if image.contains('/') { image.to_string() } else { format!("library/{image}") };
-        target_name("docker.io", &repo, "images")
-    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,21 @@ impl ImageName {
         Ok(ImageName { registry, repository })
     }
 
+    /// A full image name without tag or digest (`ghcr.io/octo/app`, `busybox`), split as Docker does: the first
+    /// component is the registry when it has a `.` or `:` or is `localhost`; otherwise the name is Docker Hub's,
+    /// where a one-part name is an official `library/` image.
+    pub fn parse(name: &str) -> Result<Self, InvalidName> {
+        let name = name.trim();
+        let (first, rest) = name.split_once('/').unwrap_or(("", name));
+        if first.contains('.') || first.contains(':') || first == "localhost" {
+            ImageName::new(first, rest)
+        } else if name.contains('/') {
+            ImageName::new(DOCKER_HUB, name)
+        } else {
+            ImageName::new(DOCKER_HUB, &format!("library/{name}"))
+        }
+    }
+
     /// The host to talk HTTP to (`docker.io` is served from `registry-1.docker.io`).
     pub fn api_host(&self) -> &str {
         if self.registry == DOCKER_HUB { DOCKER_HUB_API } else { &self.registry }
@@ -109,6 +124,15 @@ impl fmt::Display for ImageRef {
         }
         Ok(())
     }
+}
+
+/// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 pub fn is_loopback_host(host: &str) -> bool {
@@ -193,6 +217,27 @@ mod tests {
         assert!(matches!(ImageName::new("bad host", "a"), Err(InvalidName::Registry(_))));
         assert!(matches!(ImageName::new("host:99999", "a"), Err(InvalidName::Registry(_))));
         assert_eq!(ImageName::new("https://ghcr.io/", "a").unwrap().registry, "ghcr.io");
+    }
+
+    #[test]
+    fn full_names_split_like_docker() {
+        let n = |s: &str| ImageName::parse(s).map(|n| n.to_string());
+        assert_eq!(n("ghcr.io/Octo/App").unwrap(), "ghcr.io/octo/app");
+        assert_eq!(n("127.0.0.1:5000/x/y").unwrap(), "127.0.0.1:5000/x/y");
+        assert_eq!(n("localhost/x").unwrap(), "localhost/x");
+        assert_eq!(n("octo/app").unwrap(), "docker.io/octo/app");
+        assert_eq!(n("busybox").unwrap(), "docker.io/library/busybox");
+        assert!(matches!(ImageName::parse("ghcr.io/a b"), Err(InvalidName::Repository(_))));
+    }
+
+    #[test]
+    fn tag_grammar() {
+        for ok in ["latest", "v1.2.3", "sha-2f2d842", "_x", "A-b_c.d", &"a".repeat(128)] {
+            assert!(is_valid_tag(ok), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a:b", "ä", &"a".repeat(129)] {
+            assert!(!is_valid_tag(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -3,32 +3,43 @@
 
 use super::MetaError;
 use super::fields::{fields, key_value};
+use crate::image::{ImageName, InvalidName};
 
 /// The enabled image names, lower-cased and checked against the distribution grammar.
 pub fn images(input: &[String]) -> Result<Vec<String>, MetaError> {
-    let mut out: Vec<String> = Vec::new();
+    Ok(enabled(input)?.into_iter().map(|(name, _)| name).collect())
+}
+
+/// The enabled images as registry + repository, as the pushes need them.
+pub fn image_names(input: &[String]) -> Result<Vec<ImageName>, MetaError> {
+    Ok(enabled(input)?.into_iter().map(|(_, parsed)| parsed).collect())
+}
+
+/// Each enabled image once: the name as written (lower-cased) and parsed.
+fn enabled(input: &[String]) -> Result<Vec<(String, ImageName)>, MetaError> {
+    let mut out: Vec<(String, ImageName)> = Vec::new();
     for (n, line) in super::lines(input) {
         let err = |m: String| super::line_error("images", n, line, m);
         for (name, enable) in image_line(line).map_err(err)? {
             let name = name.to_ascii_lowercase();
-            check_image(&name).map_err(err)?;
-            if enable && !out.contains(&name) {
-                out.push(name);
+            let parsed = check_image(&name).map_err(err)?;
+            if enable && !out.iter().any(|(seen, _)| *seen == name) {
+                out.push((name, parsed));
             }
         }
     }
     Ok(out)
 }
 
-fn check_image(name: &str) -> Result<(), String> {
-    let (first, rest) = name.split_once('/').unwrap_or(("", name));
-    let has_registry = first.contains('.') || first.contains(':') || first == "localhost";
-    let (registry, repository) = if has_registry { (first, rest) } else { ("docker.io", name) };
-    if name.ends_with('/') || repository.is_empty() || name.contains('@') {
+fn check_image(name: &str) -> Result<ImageName, String> {
+    if name.is_empty() || name.ends_with('/') || name.contains('@') {
         return Err(format!("`{name}` is not an image name (`REGISTRY/OWNER/IMAGE`, no tag or digest)"));
     }
-    crate::image::ImageName::new(registry, repository).map(|_| ()).map_err(|e| {
-        let hint = if repository.contains(':') { " (tags come from `tags`, not `images`)" } else { "" };
+    ImageName::parse(name).map_err(|e| {
+        let hint = match &e {
+            InvalidName::Repository(repository) if repository.contains(':') => " (tags come from `tags`, not `images`)",
+            _ => "",
+        };
         format!("{e}{hint}")
     })
 }

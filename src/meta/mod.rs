@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 pub use context::GitContext;
+pub use images::image_names;
 pub use repo::{RepoData, fetch_repo};
 pub use tags::sanitize;
 

@@ -305,10 +305,7 @@ pub fn enforce(value: &str, notices: &mut Vec<String>) -> Option<String> {
 
 /// The v1 `tags` list entries: tag names as typed, which must already be valid.
 pub fn static_tag(t: &str) -> Result<String, String> {
-    let ok = t.len() <= 128
-        && !t.starts_with(['.', '-'])
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if crate::image::is_valid_tag(t) {
         return Ok(t.to_string());
     }
     let hint = if t.contains("{{") {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::blobs::Mount;
 use super::transport::Target;
 use super::{Action, RegistryClient, RegistryError};
-use crate::image::{Artifact, Blob, BlobSource, Digest, ImageName, RawManifest};
+use crate::image::{Artifact, Blob, BlobSource, Digest, ImageName, RawManifest, is_valid_tag};
 use crate::progress::{Progress, human_bytes};
 
 /// What a push did, for outputs and the job summary.
@@ -44,7 +44,7 @@ pub async fn push(
     tags: &[String],
     progress: &dyn Progress,
 ) -> Result<PushReport, RegistryError> {
-    if let Some(bad) = tags.iter().find(|t| !valid_tag(t)) {
+    if let Some(bad) = tags.iter().find(|t| !is_valid_tag(t)) {
         return Err(RegistryError::InvalidTag(bad.clone()));
     }
     let mut blobs: BTreeMap<Digest, Blob> = BTreeMap::new();
@@ -201,28 +201,9 @@ fn short(d: &Digest) -> String {
     format!("{}:{}…", d.algorithm(), d.short())
 }
 
-/// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tag_grammar() {
-        for ok in ["latest", "v1.2.3", "sha-2f2d842", "_x", "A-b_c.d", &"a".repeat(128)] {
-            assert!(valid_tag(ok), "{ok}");
-        }
-        for bad in ["", ".x", "-x", "a/b", "a:b", "ä", &"a".repeat(129)] {
-            assert!(!valid_tag(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn short_digest() {
