@@ -261,8 +261,7 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         }
     }
     for line in raw.lines("registry_auth") {
-        let parsed = line.split_once('=').and_then(|(host, cred)| {
-            let (user, pass) = cred.split_once(':')?;
+        let parsed = split_registry_auth(&line).and_then(|(host, user, pass)| {
             let host = host.trim().to_ascii_lowercase();
             (!host.is_empty() && !user.trim().is_empty() && !pass.is_empty())
                 .then(|| (host, Credentials { username: user.trim().to_string(), password: Secret::new(pass.trim()) }))
@@ -301,6 +300,14 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         jobs,
         example: raw.example,
     })
+}
+
+/// A `registry_auth` line's raw parts, `HOST=USERNAME:PASSWORD`, unchecked: the edge masks the password with it
+/// before anything is printed, and [`Config::parse`] checks them.
+pub fn split_registry_auth(line: &str) -> Option<(&str, &str, &str)> {
+    let (host, cred) = line.split_once('=')?;
+    let (user, pass) = cred.split_once(':')?;
+    Some((host, user, pass))
 }
 
 fn is_github_registry(host: &str) -> bool {

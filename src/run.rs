@@ -14,7 +14,7 @@ use octopush::registry::{ClientOptions, RegistryClient};
 
 use crate::actions::{Env, Log, files};
 use crate::cli::RawInputs;
-use crate::config::{CommandKind, Config, ConfigError};
+use crate::config::{self, CommandKind, Config, ConfigError};
 use crate::summary;
 
 /// The example `octopush publish --example` builds, embedded so it works from any directory.
@@ -42,7 +42,7 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         log.add_secret(secret);
     }
     for line in raw.lines("registry_auth") {
-        if let Some((_, password)) = line.split_once('=').and_then(|(_, cred)| cred.split_once(':')) {
+        if let Some((_, _, password)) = config::split_registry_auth(&line) {
             log.add_secret(password.trim());
         }
     }
