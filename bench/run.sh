@@ -209,7 +209,8 @@ one_run() {
     octopush)
       local plat=(); [ "$wl" = w4 ] && plat=(--platforms linux/amd64,linux/arm64)
       GITHUB_SHA=0123456789abcdef0123456789abcdef01234567 SOURCE_DATE_EPOCH=1700000000 \
-        run "$tool/$wl" "$BIN" publish --path "$ctx" --registry "$REG" --repository "$repo" --tags t "${plat[@]}" || { echo fail; return; }
+        run "$tool/$wl" "$BIN" publish --path "$ctx" --registry "$REG" --repository "$repo" --tags t "${plat[@]}" \
+          --cache-dir "$W/octopush-cache" || { echo fail; return; }
       ;;
     buildah)
       if [ "$wl" = w4 ]; then
@@ -240,7 +241,8 @@ for rep in $(seq 1 "$REPEAT"); do
   for wl in $WORKLOADS; do
     for tool in $TOOLS; do
       repo="$tool/$wl-r$rep"
-      case $tool in buildah) clean_buildah;; docker) clean_docker;; esac   # octopush keeps no local state
+      # cold: no tool keeps state from an earlier run (octopush's layer cache is emptied too)
+      case $tool in buildah) clean_buildah;; docker) clean_docker;; octopush) rm -rf "$W/octopush-cache";; esac
       r=$(one_run "$tool" "$wl" "$rep" "$repo"); echo "$wl $tool $rep $r" >> "$RES"
       echo "   rep $rep $wl $tool: $r  (wall s, peak RSS KiB, CPU s)"
       if [ "$wl" = w1 ]; then   # w3: the same publish again, unchanged data, warm state, same repository and tag

@@ -153,7 +153,13 @@ pub const INPUTS: &[InputDef] = &[
     input("build_args", Text, Publish, None, "Build arguments, `NAME=value`, comma-separated or one per line"),
     input("platforms", Text, Publish, None, "Platforms to build, e.g. `linux/amd64,linux/arm64`"),
     input("push", Bool, Publish, Some("true"), "Push to the registry"),
-    input("output", Text, Publish, None, "Also write the image locally: `oci:DIR` (OCI image layout)"),
+    input(
+        "output",
+        Text,
+        Publish,
+        None,
+        "Also write the image locally: `oci:DIR` (OCI image layout) or `docker-archive:FILE` (a tar for `docker load`, one platform)",
+    ),
     input("ca_file", Text, Publish, None, "PEM file of extra CA certificates to trust for the registry"),
     input("jobs", Text, Publish, Some("4"), "Blobs transferred at once"),
 ];

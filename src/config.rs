@@ -58,6 +58,8 @@ pub struct PublishConfig {
     pub platforms: Vec<Platform>,
     pub push: bool,
     pub output: Option<PathBuf>,
+    /// `output: docker-archive:FILE`: a `docker load` tar (one platform only).
+    pub docker_archive: Option<PathBuf>,
     /// Credentials by registry host. `username`/`password` go only to GitHub's registries and the `registry`
     /// host, never to another registry named in `images` (that one gets what `registry_auth` gives it).
     pub credentials: BTreeMap<String, Credentials>,
@@ -184,7 +186,7 @@ impl Config {
                 ));
             }
         }
-        if !p.push && p.output.is_none() {
+        if !p.push && p.output.is_none() && p.docker_archive.is_none() {
             return Err(bad(
                 "push",
                 "`push: false` with no `output` would build and throw the image away: set `output: oci:DIR` to keep it",
@@ -227,18 +229,32 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         })
         .collect::<Result<Vec<_>, _>>()?;
     let push = raw.bool("push").map_err(|m| bad("push", m))?.unwrap_or(true);
-    let output = match raw.get("output").map(str::trim) {
-        None => None,
-        Some(o) => match o.strip_prefix("oci:") {
-            Some(dir) if !dir.is_empty() => Some(resolve(dir)),
+    let (mut output, mut docker_archive) = (None, None);
+    if let Some(o) = raw.get("output").map(str::trim) {
+        match (o.strip_prefix("oci:"), o.strip_prefix("docker-archive:")) {
+            (Some(dir), _) if !dir.is_empty() => output = Some(resolve(dir)),
+            (_, Some(file)) if !file.is_empty() => docker_archive = Some(resolve(file)),
             _ => {
                 return Err(bad(
                     "output",
-                    format!("`{o}` is not a supported output: use `oci:DIR` (an OCI image layout)"),
+                    format!(
+                        "`{o}` is not a supported output: use `oci:DIR` (an OCI image layout) or \
+                         `docker-archive:FILE` (a tar for `docker load`)"
+                    ),
                 ));
             }
-        },
-    };
+        }
+    }
+    if docker_archive.is_some() && platforms.len() > 1 {
+        return Err(bad(
+            "output",
+            format!(
+                "a docker archive holds one image, but `platforms` asks for {}: build one platform, or use \
+                 `output: oci:DIR`, which holds them all",
+                platforms.len()
+            ),
+        ));
+    }
     let password = raw.get("password").or_else(|| env.non_empty("GITHUB_TOKEN")).map(|p| p.trim().to_string());
     let username = raw.get("username").or_else(|| env.non_empty("GITHUB_ACTOR")).map(|u| u.trim().to_string());
     let default_credentials = match (username, password) {
@@ -307,6 +323,7 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
 pub fn split_registry_auth(line: &str) -> Option<(&str, &str, &str)> {
     let (host, cred) = line.split_once('=')?;
     let (user, pass) = cred.split_once(':')?;
+        docker_archive,
     Some((host, user, pass))
 }
 
@@ -425,6 +442,27 @@ mod tests {
         assert!(e.to_string().contains("no Dockerfile at"), "{e}");
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let c = parse(&[("repository", "a/b"), ("username", "u"), ("password", "p")], &[("GITHUB_WORKSPACE", ws)])
+    #[test]
+    fn output_takes_a_docker_archive_for_one_platform_only() {
+        let ws = [("GITHUB_WORKSPACE", "/ws")];
+        let c = parse(&[("repository", "a/b"), ("output", "docker-archive:out/image.tar")], &ws).unwrap();
+        assert_eq!(c.publish.docker_archive, Some(PathBuf::from("/ws/out/image.tar")));
+        assert_eq!(c.publish.output, None);
+        let c =
+            parse(&[("repository", "a/b"), ("output", "docker-archive:/abs.tar"), ("platforms", "linux/arm64")], &ws)
+                .unwrap();
+        assert_eq!(c.publish.docker_archive, Some(PathBuf::from("/abs.tar")));
+        let e = parse(
+            &[("repository", "a/b"), ("output", "docker-archive:x.tar"), ("platforms", "linux/amd64,linux/arm64")],
+            &ws,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("input `output`:") && e.contains("`platforms`") && e.contains("oci:DIR"), "{e}");
+        let e = parse(&[("repository", "a/b"), ("output", "docker-archive:")], &ws).unwrap_err().to_string();
+        assert!(e.contains("docker-archive:FILE"), "{e}");
+    }
+
             .unwrap()
             .check()
             .unwrap();

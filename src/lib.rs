@@ -4,6 +4,7 @@
 //! into validated configuration and calls in here.
 
 pub mod build;
+pub mod docker_archive;
 pub mod dockerfile;
 pub mod image;
 pub mod layout;

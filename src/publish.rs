@@ -17,6 +17,8 @@ pub enum PublishError {
     Registry(#[from] RegistryError),
     #[error("writing the OCI layout at {dir}: {source}")]
     Layout { dir: PathBuf, source: crate::layout::LayoutError },
+    #[error("writing the docker archive {}: {source}", path.display())]
+    DockerArchive { path: PathBuf, source: crate::docker_archive::DockerArchiveError },
 }
 
 /// What to build and where it goes.
@@ -29,6 +31,8 @@ pub struct PublishRequest {
     pub tags: Vec<String>,
     /// Also write an OCI image layout here.
     pub layout: Option<PathBuf>,
+    /// Also write a `docker load` archive (single-platform builds only).
+    pub docker_archive: Option<crate::docker_archive::DockerArchiveOutput>,
     /// Annotations on every image manifest.
     pub annotations: BTreeMap<String, String>,
     /// Annotations on the index (multi-platform builds only).
@@ -124,6 +128,12 @@ fn with_annotations(
     artifact: Artifact,
     manifest: &BTreeMap<String, String>,
     index: &BTreeMap<String, String>,
+    if let Some(out) = &req.docker_archive {
+        crate::docker_archive::write_docker_archive(&out.path, &artifact, &out.repo_tags, Some(client))
+            .await
+            .map_err(|source| PublishError::DockerArchive { path: out.path.clone(), source })?;
+        progress.info(&format!("wrote the docker archive {}", out.path.display()));
+    }
 ) -> Artifact {
     match artifact {
         Artifact::Image(i) if manifest.is_empty() => Artifact::Image(i),

@@ -171,6 +171,15 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
     log.group("Build and push");
     let result = publish::publish(&client, &request, log).await;
     log.end_group();
+        // `docker load` names the image with every target and tag, pushed or not.
+        docker_archive: p.docker_archive.clone().map(|path| octopush::docker_archive::DockerArchiveOutput {
+            path,
+            repo_tags: p
+                .targets
+                .iter()
+                .flat_map(|t| meta.tag_names.iter().map(move |tag| format!("{t}:{tag}")))
+                .collect(),
+        }),
     Ok(result?)
 }
 

@@ -142,6 +142,35 @@ fn publish_twice(mode: Mode) {
     assert_eq!(meta["blobs"]["uploaded"], 0, "{meta}");
 }
 
+/// Republishing unchanged inputs takes every layer from the layer cache (in the job's `HOME`), with the same
+/// digest as a build without it; `cache_dir: false` turns it off.
+#[test]
+fn republishing_unchanged_inputs_takes_layers_from_the_cache() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let step = classic_step(&registry);
+    // Files changed within the last two seconds are not recorded (racily clean): let the checkout age.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let cached_lines = |r: &RunResult| r.stdout.lines().filter(|l| l.contains("from the cache")).count();
+    let first = step.run();
+    first.assert_success();
+    assert_eq!(cached_lines(&first), 0, "{}", first.dump());
+    let blobs = step.home().join(".cache/octopush/blobs/sha256");
+    let recorded = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
+    assert!(recorded >= 2, "the COPY layers are recorded in {}: {recorded}", blobs.display());
+
+    let second = step.run();
+    second.assert_success();
+    assert_eq!(second.output("digest"), first.output("digest"));
+    assert!(cached_lines(&second) >= 2, "every COPY layer comes from the cache:\n{}", second.dump());
+
+    // The same checkout with the cache turned off: every layer written again, to the same digest.
+    let off = step.input("cache_dir", "false").run();
+    off.assert_success();
+    assert_eq!(cached_lines(&off), 0, "{}", off.dump());
+    assert_eq!(off.output("digest"), first.output("digest"), "the cache does not change the image");
+}
+
 #[test]
 fn token_mode_publishes_latest_and_sha_tags() {
     publish_twice(Mode::token(USER, PASSWORD));

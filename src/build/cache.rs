@@ -1,0 +1,258 @@
+//! The layer cache: republishing unchanged inputs must not re-tar and re-compress them. A layer's bytes are a
+//! pure function of its entries (paths, modes, owners, clamped mtimes, link targets, file contents) and of the
+//! writer's format, so a key over those, with each file's content identified by its metadata as git's index
+//! does (device, inode, size, mtime and ctime in nanoseconds), names the layer the same inputs gave last time.
+//! A hit costs one `stat` per file instead of reading and compressing every byte.
+//!
+//! Layout of the cache directory (shared safely by concurrent runs: every file is written to a temporary name and
+//! renamed into place):
+//! - `blobs/sha256/HEX`: compressed layers, hard-linked from the build's work directory when it is on the same
+//!   filesystem, copied otherwise;
+//! - `layers/KEY`: `{"digest", "size", "diff_id", "media_type"}` for the layer the key produced. Its mtime is
+//!   the last use, for pruning.
+//!
+//! What keeps a hit honest:
+//! - ctime cannot be set from user space, so a file rewritten with the same size and a restored mtime still
+//!   changes the key;
+//! - a file whose ctime or mtime is within [`LayerCache::racy_window`] of the time the key is computed is
+//!   "racily clean" (git's term): it could change again within the same timestamp tick after we read it, so
+//!   such a layer is written but not recorded;
+//! - contents that live in the build's own work directory (unpacked archives) have new paths every run, so
+//!   layers holding them are not recorded at all;
+//! - a hit is used only if its blob is still there with the recorded size.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest as _, Sha256};
+
+use super::fs::{Content, Kind, Node};
+use super::layer::write_layer;
+use crate::image::{Blob, BlobSource, Descriptor, Digest, Layer};
+
+/// Bumped whenever the tar writer changes the bytes it produces for the same entries.
+const FORMAT: &str = "octopush-layer-cache 1; tar: sorted, PAX for overflow, dirs with trailing slash";
+
+/// Layers are pruned, least recently used first, once the blobs take more than this.
+pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
+
+#[derive(Debug)]
+pub struct LayerCache {
+    dir: PathBuf,
+    /// Files changed this recently are not trusted to stay as read (see the module documentation).
+    pub racy_window: Duration,
+    pub max_bytes: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Entry {
+    digest: Digest,
+    size: u64,
+    diff_id: Digest,
+    media_type: String,
+}
+
+impl LayerCache {
+    /// Opens (and creates) a cache directory, and prunes it to `max_bytes`. Pruning happens here, never while
+    /// a build runs, so a layer this build took from the cache stays until it is pushed.
+    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<LayerCache> {
+        std::fs::create_dir_all(dir.join("blobs").join("sha256"))?;
+        std::fs::create_dir_all(dir.join("layers"))?;
+        let cache = LayerCache { dir: dir.to_path_buf(), racy_window: Duration::from_secs(2), max_bytes };
+        cache.prune()?;
+        Ok(cache)
+    }
+
+    /// The key for a layer of `entries` written in `format` (the codec and its settings), or `None` when it must
+    /// not be cached: a file is racily clean, lives in `work_dir`, or cannot be read.
+    pub(crate) fn key(&self, entries: &BTreeMap<String, Node>, format: &str, work_dir: &Path) -> Option<String> {
+        let now = SystemTime::now();
+        let mut h = Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        field(FORMAT.as_bytes());
+        field(format.as_bytes());
+        for (path, node) in entries {
+            field(path.as_bytes());
+            field(&node.mode.to_le_bytes());
+            field(&node.uid.to_le_bytes());
+            field(&node.gid.to_le_bytes());
+            field(&node.mtime.to_le_bytes());
+            match &node.kind {
+                Kind::Dir => field(b"d"),
+                Kind::Symlink(t) => {
+                    field(b"s");
+                    field(t.as_bytes());
+                }
+                Kind::Hardlink(t) => {
+                    field(b"h");
+                    field(t.as_bytes());
+                }
+                Kind::File { content: Content::Inline(bytes), size } => {
+                    field(b"i");
+                    field(&size.to_le_bytes());
+                    field(&Sha256::digest(bytes.as_slice()));
+                }
+                Kind::File { content: Content::Disk(p), size } => {
+                    if p.starts_with(work_dir) {
+                        return None;
+                    }
+                    let m = std::fs::metadata(p).ok()?;
+                    let changed = [m.modified().ok()?, ctime(&m)?];
+                    if changed.iter().any(|t| now.duration_since(*t).map_or(true, |age| age < self.racy_window)) {
+                        return None;
+                    }
+                    field(b"f");
+                    field(p.as_os_str().as_encoded_bytes());
+                    field(&size.to_le_bytes());
+                    for n in [m.dev(), m.ino(), m.size()] {
+                        field(&n.to_le_bytes());
+                    }
+                    for n in [m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()] {
+                        field(&n.to_le_bytes());
+                    }
+                }
+            }
+        }
+        Some(hex::encode(h.finalize()))
+    }
+
+    /// The layer recorded under `key`, if its blob is still in place.
+    pub(crate) fn get(&self, key: &str) -> Option<Layer> {
+        let index = self.dir.join("layers").join(key);
+        let entry: Entry = serde_json::from_slice(&std::fs::read(&index).ok()?).ok()?;
+        let blob = self.blob_path(&entry.digest);
+        if std::fs::metadata(&blob).ok()?.len() != entry.size {
+            return None;
+        }
+        // Mark it used, for pruning; failing to is harmless.
+        let _ = std::fs::File::options().append(true).open(&index).and_then(|f| f.set_modified(SystemTime::now()));
+        Some(Layer {
+            blob: Blob {
+                descriptor: Descriptor::new(&entry.media_type, entry.digest, entry.size),
+                source: BlobSource::File(blob),
+            },
+            diff_id: entry.diff_id,
+        })
+    }
+
+    /// Records `layer` (whose blob is a file) under `key`.
+    pub(crate) fn put(&self, key: &str, layer: &Layer) -> io::Result<()> {
+        let BlobSource::File(src) = &layer.blob.source else { return Ok(()) };
+        let d = &layer.blob.descriptor;
+        let dest = self.blob_path(&d.digest);
+        if std::fs::metadata(&dest).map(|m| m.len()).ok() != Some(d.size) {
+            let tmp = self.dir.join("blobs").join(format!(".tmp-{}-{}", std::process::id(), d.digest.hex()));
+            let _ = std::fs::remove_file(&tmp);
+            if std::fs::hard_link(src, &tmp).is_err() {
+                std::fs::copy(src, &tmp)?;
+            }
+            std::fs::rename(&tmp, &dest)?;
+        }
+        let entry = Entry {
+            digest: d.digest.clone(),
+            size: d.size,
+            diff_id: layer.diff_id.clone(),
+            media_type: d.media_type.clone(),
+        };
+        let index = self.dir.join("layers").join(key);
+        let tmp = index.with_file_name(format!(".tmp-{}-{key}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&entry).map_err(io::Error::other)?)?;
+        std::fs::rename(&tmp, &index)
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs").join(digest.algorithm()).join(digest.hex())
+    }
+
+    /// Drops the least recently used layers until the blobs fit in `max_bytes`, then blobs no layer names, and
+    /// work directories a killed run left behind (a day old).
+    fn prune(&self) -> io::Result<()> {
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
+            let stale = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if e.file_name().to_string_lossy().starts_with("work-") && stale.is_some_and(|age| age.as_secs() > 86_400) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let mut layers = Vec::new();
+        for e in std::fs::read_dir(self.dir.join("layers"))? {
+            let e = e?;
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(entry) = std::fs::read(e.path()).map(|b| serde_json::from_slice::<Entry>(&b)) else { continue };
+            let used = e.metadata()?.modified()?;
+            layers.push((used, e.path(), entry.ok()));
+        }
+        let mut total: u64 = 0;
+        let mut sizes = BTreeMap::new();
+        for (_, _, entry) in &layers {
+            if let Some(entry) = entry {
+                if sizes.insert(entry.digest.hex().to_string(), entry.size).is_none() {
+                    total += entry.size;
+                }
+            }
+        }
+        if total <= self.max_bytes {
+            return Ok(());
+        }
+        layers.sort_by_key(|(used, _, _)| *used);
+        let mut keep: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, path, entry) in layers.iter().rev() {
+            let Some(entry) = entry else {
+                let _ = std::fs::remove_file(path);
+                continue;
+            };
+            let hex = entry.digest.hex().to_string();
+            let kept: u64 = keep.values().sum();
+            if keep.contains_key(&hex) || kept + entry.size <= self.max_bytes {
+                keep.insert(hex, entry.size);
+            } else {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        for e in std::fs::read_dir(self.dir.join("blobs").join("sha256"))? {
+            let e = e?;
+            if !keep.contains_key(e.file_name().to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A layer for `entries`: from the cache when the same inputs were recorded, else written to `work_dir` (and
+/// recorded). A cache that cannot record is not an error: the warning says why and the build goes on.
+pub(crate) fn write_cached(
+    cache: Option<&LayerCache>,
+    entries: &BTreeMap<String, Node>,
+    work_dir: &Path,
+) -> io::Result<Cached> {
+    let key = cache.and_then(|c| Some((c, c.key(entries, super::layer::CACHE_FORMAT, work_dir)?)));
+    if let Some(layer) = key.as_ref().and_then(|(c, k)| c.get(k)) {
+        return Ok(Cached { layer, hit: true, warning: None });
+    }
+    let layer = write_layer(entries, work_dir)?;
+    let warning = match key {
+        Some((c, k)) => c.put(&k, &layer).err().map(|e| format!("the layer cache in {} is not updated: {e}", c.dir.display())),
+        None => None,
+    };
+    Ok(Cached { layer, hit: false, warning })
+}
+
+pub(crate) struct Cached {
+    pub layer: Layer,
+    /// Taken from the cache rather than written.
+    pub hit: bool,
+    pub warning: Option<String>,
+}
+
+fn ctime(m: &std::fs::Metadata) -> Option<SystemTime> {
+    let secs = u64::try_from(m.ctime()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, u32::try_from(m.ctime_nsec()).ok()?))
+}
