@@ -311,6 +311,7 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         platforms,
         push,
         output,
+        docker_archive,
         credentials,
         ca_file: raw.get("ca_file").map(|c| resolve(c.trim())),
         jobs,
@@ -323,7 +324,6 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
 pub fn split_registry_auth(line: &str) -> Option<(&str, &str, &str)> {
     let (host, cred) = line.split_once('=')?;
     let (user, pass) = cred.split_once(':')?;
-        docker_archive,
     Some((host, user, pass))
 }
 
@@ -430,19 +430,6 @@ mod tests {
     }
 
     #[test]
-    fn check_reports_missing_dockerfile_and_context() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = dir.path().to_str().unwrap();
-        let e = parse(&[("repository", "a/b"), ("path", "nope")], &[("GITHUB_WORKSPACE", ws)])
-            .unwrap()
-            .check()
-            .unwrap_err();
-        assert!(e.to_string().contains("`path`"), "{e}");
-        let e = parse(&[("repository", "a/b")], &[("GITHUB_WORKSPACE", ws)]).unwrap().check().unwrap_err();
-        assert!(e.to_string().contains("no Dockerfile at"), "{e}");
-        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        let c = parse(&[("repository", "a/b"), ("username", "u"), ("password", "p")], &[("GITHUB_WORKSPACE", ws)])
-    #[test]
     fn output_takes_a_docker_archive_for_one_platform_only() {
         let ws = [("GITHUB_WORKSPACE", "/ws")];
         let c = parse(&[("repository", "a/b"), ("output", "docker-archive:out/image.tar")], &ws).unwrap();
@@ -463,6 +450,19 @@ mod tests {
         assert!(e.contains("docker-archive:FILE"), "{e}");
     }
 
+    #[test]
+    fn check_reports_missing_dockerfile_and_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().to_str().unwrap();
+        let e = parse(&[("repository", "a/b"), ("path", "nope")], &[("GITHUB_WORKSPACE", ws)])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(e.to_string().contains("`path`"), "{e}");
+        let e = parse(&[("repository", "a/b")], &[("GITHUB_WORKSPACE", ws)]).unwrap().check().unwrap_err();
+        assert!(e.to_string().contains("no Dockerfile at"), "{e}");
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let c = parse(&[("repository", "a/b"), ("username", "u"), ("password", "p")], &[("GITHUB_WORKSPACE", ws)])
             .unwrap()
             .check()
             .unwrap();

@@ -120,6 +120,12 @@ pub async fn publish(
         ));
         published.layout = Some(dir.clone());
     }
+    if let Some(out) = &req.docker_archive {
+        crate::docker_archive::write_docker_archive(&out.path, &artifact, &out.repo_tags, Some(client))
+            .await
+            .map_err(|source| PublishError::DockerArchive { path: out.path.clone(), source })?;
+        progress.info(&format!("wrote the docker archive {}", out.path.display()));
+    }
     Ok(published)
 }
 
@@ -128,12 +134,6 @@ fn with_annotations(
     artifact: Artifact,
     manifest: &BTreeMap<String, String>,
     index: &BTreeMap<String, String>,
-    if let Some(out) = &req.docker_archive {
-        crate::docker_archive::write_docker_archive(&out.path, &artifact, &out.repo_tags, Some(client))
-            .await
-            .map_err(|source| PublishError::DockerArchive { path: out.path.clone(), source })?;
-        progress.info(&format!("wrote the docker archive {}", out.path.display()));
-    }
 ) -> Artifact {
     match artifact {
         Artifact::Image(i) if manifest.is_empty() => Artifact::Image(i),

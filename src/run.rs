@@ -165,12 +165,6 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
         targets: if p.push { p.targets.clone() } else { Vec::new() },
         tags: meta.tag_names.clone(),
         layout: p.output.clone(),
-        annotations: meta.annotations_at("manifest"),
-        index_annotations: meta.annotations_at("index"),
-    };
-    log.group("Build and push");
-    let result = publish::publish(&client, &request, log).await;
-    log.end_group();
         // `docker load` names the image with every target and tag, pushed or not.
         docker_archive: p.docker_archive.clone().map(|path| octopush::docker_archive::DockerArchiveOutput {
             path,
@@ -180,6 +174,12 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
                 .flat_map(|t| meta.tag_names.iter().map(move |tag| format!("{t}:{tag}")))
                 .collect(),
         }),
+        annotations: meta.annotations_at("manifest"),
+        index_annotations: meta.annotations_at("index"),
+    };
+    log.group("Build and push");
+    let result = publish::publish(&client, &request, log).await;
+    log.end_group();
     Ok(result?)
 }
 
