@@ -149,8 +149,8 @@ fn republishing_unchanged_inputs_takes_layers_from_the_cache() {
     let registry = Registry::start(Mode::Anonymous);
     push_busybox_base(&registry, "base/busybox:1");
     let step = classic_step(&registry);
-    // Files changed within the last two seconds are not recorded (racily clean): let the checkout age.
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // Files changed within the last 100 ms are not recorded (racily clean): let the checkout age.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let cached_lines = |r: &RunResult| r.stdout.lines().filter(|l| l.contains("from the cache")).count();
     let first = step.run();
     first.assert_success();

@@ -15,8 +15,10 @@
 //! - ctime cannot be set from user space, so a file rewritten with the same size and a restored mtime still
 //!   changes the key;
 //! - a file whose ctime or mtime is within [`LayerCache::racy_window`] of the time the key is computed is
-//!   "racily clean" (git's term): it could change again within the same timestamp tick after we read it, so
-//!   such a layer is written but not recorded;
+//!   "racily clean" (git's term): it could change again within the same timestamp tick after we read it, and
+//!   keep its times, so such a layer is written but not recorded. Linux stamps files from a clock that ticks
+//!   every few milliseconds, so 100 ms is a wide margin; a file whose times have no nanoseconds at all is on a
+//!   filesystem with whole-second (or FAT's two-second) stamps and gets two seconds;
 //! - contents that live in the build's own work directory (unpacked archives) have new paths every run, so
 //!   layers holding them are not recorded at all;
 //! - a hit is used only if its blob is still there with the recorded size.
@@ -30,11 +32,15 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest as _, Sha256};
 
 use super::fs::{Content, Kind, Node};
+use super::compress::Compression;
 use super::layer::write_layer;
 use crate::image::{Blob, BlobSource, Descriptor, Digest, Layer};
 
 /// Bumped whenever the tar writer changes the bytes it produces for the same entries.
 const FORMAT: &str = "octopush-layer-cache 1; tar: sorted, PAX for overflow, dirs with trailing slash";
+
+/// The racy window on filesystems that stamp whole seconds.
+const COARSE_STAMPS: Duration = Duration::from_secs(2);
 
 /// Layers are pruned, least recently used first, once the blobs take more than this.
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
@@ -61,7 +67,7 @@ impl LayerCache {
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<LayerCache> {
         std::fs::create_dir_all(dir.join("blobs").join("sha256"))?;
         std::fs::create_dir_all(dir.join("layers"))?;
-        let cache = LayerCache { dir: dir.to_path_buf(), racy_window: Duration::from_secs(2), max_bytes };
+        let cache = LayerCache { dir: dir.to_path_buf(), racy_window: Duration::from_millis(100), max_bytes };
         cache.prune()?;
         Ok(cache)
     }
@@ -104,7 +110,12 @@ impl LayerCache {
                     }
                     let m = std::fs::metadata(p).ok()?;
                     let changed = [m.modified().ok()?, ctime(&m)?];
-                    if changed.iter().any(|t| now.duration_since(*t).map_or(true, |age| age < self.racy_window)) {
+                    let window = if m.mtime_nsec() == 0 && m.ctime_nsec() == 0 {
+                        self.racy_window.max(COARSE_STAMPS)
+                    } else {
+                        self.racy_window
+                    };
+                    if changed.iter().any(|t| now.duration_since(*t).map_or(true, |age| age < window)) {
                         return None;
                     }
                     field(b"f");
@@ -232,12 +243,13 @@ pub(crate) fn write_cached(
     cache: Option<&LayerCache>,
     entries: &BTreeMap<String, Node>,
     work_dir: &Path,
+    compression: Compression,
 ) -> io::Result<Cached> {
-    let key = cache.and_then(|c| Some((c, c.key(entries, super::layer::CACHE_FORMAT, work_dir)?)));
+    let key = cache.and_then(|c| Some((c, c.key(entries, compression.cache_key(), work_dir)?)));
     if let Some(layer) = key.as_ref().and_then(|(c, k)| c.get(k)) {
         return Ok(Cached { layer, hit: true, warning: None });
     }
-    let layer = write_layer(entries, work_dir)?;
+    let layer = write_layer(entries, work_dir, compression)?;
     let warning = match key {
         Some((c, k)) => c.put(&k, &layer).err().map(|e| format!("the layer cache in {} is not updated: {e}", c.dir.display())),
         None => None,
