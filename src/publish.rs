@@ -2,10 +2,10 @@
 //! send the same value to every place asked for: each target registry (one push, many tags) and an OCI layout.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::build::{self, BaseResolver, BuildError, BuildOptions};
-use crate::image::{Artifact, Digest, Image, ImageName, ImageRef, Platform, RawManifest};
+use crate::image::{Artifact, Blob, BlobSource, Digest, Image, ImageName, ImageRef, Platform, RawManifest};
 use crate::progress::Progress;
 use crate::registry::{self, PushReport, RegistryClient, RegistryError};
 
@@ -69,6 +69,14 @@ impl BaseResolver for RegistryBases<'_> {
 
     async fn platforms(&self, base: &ImageRef) -> Result<Vec<Platform>, BuildError> {
         registry::resolve_index(self.0, base).await.map_err(|e| BuildError::base(base, e))
+    }
+
+    async fn fetch_blob(&self, blob: &Blob, dest: &Path) -> Result<(), BuildError> {
+        let BlobSource::Registry(name) = &blob.source else {
+            return Err(BuildError::Options(format!("{} is not a registry blob", blob.descriptor.digest)));
+        };
+        self.0.fetch_blob_to_file(name, &blob.descriptor, dest).await.map_err(|e| BuildError::base(name, e))?;
+        Ok(())
     }
 }
 

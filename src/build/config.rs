@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::fs::FsTree;
 use super::stage::State;
 use crate::dockerfile::shell::Lexer;
 use crate::dockerfile::{CommandLine, Healthcheck, InstructionKind};
@@ -238,43 +237,66 @@ fn check_signal(s: &str) -> Result<(), String> {
     }
 }
 
-/// Resolves `user[:group]` to numeric ids. Names are looked up in the stage's own `/etc/passwd` and
-/// `/etc/group`; without a group the gid is the uid, as Docker documents for `--chown`.
-pub(crate) fn owner(spec: &str, fs: &FsTree) -> Result<(u64, u64), String> {
-    let (user, group) = match spec.split_once(':') {
+/// `/etc/passwd` and `/etc/group` as the stage sees them (its own layers first, then its base's), when needed.
+#[derive(Debug, Default)]
+pub(crate) struct IdFiles {
+    pub passwd: Option<Vec<u8>>,
+    pub group: Option<Vec<u8>>,
+}
+
+/// `user[:group]` split; the group is `None` without a colon.
+pub(crate) fn split_owner(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
-    };
+    }
+}
+
+/// Resolves `user[:group]` to numeric ids, names through `files`; without a group the gid is the uid, as Docker
+/// documents for `--chown`. `complete` says the stage has no base image (FROM scratch), for the message.
+pub(crate) fn owner(spec: &str, files: &IdFiles, complete: bool) -> Result<(u64, u64), String> {
+    let (user, group) = split_owner(spec);
     let missing = |file: &str, name: &str| {
-        if fs.complete {
+        if complete {
             format!(
                 "`{name}` cannot be looked up: this stage has no {file} (it starts FROM scratch); use numeric ids, for example 1000:1000"
             )
         } else {
             format!(
-                "`{name}` cannot be looked up: the native builder does not read base image layers, and this stage's own \
-                 files have no {file}; use numeric ids, for example --chown=1000:1000"
+                "`{name}` cannot be looked up: neither this stage's own files nor its base image have {file}; use numeric \
+                 ids, for example --chown=1000:1000"
             )
         }
     };
     let uid = match user.parse::<u64>() {
         Ok(n) => n,
-        Err(_) => match fs.lookup_user(user) {
-            Ok(Some((uid, _))) => uid,
-            Ok(None) => return Err(format!("the user `{user}` is not in /etc/passwd")),
-            Err(file) => return Err(missing(&file, user)),
-        },
+        Err(_) => {
+            let Some(text) = &files.passwd else { return Err(missing("/etc/passwd", user)) };
+            match find_id_line(text, user).and_then(|f| f.get(2)?.parse().ok()) {
+                Some(uid) => uid,
+                None => return Err(format!("the user `{user}` is not in /etc/passwd")),
+            }
+        }
     };
     let gid = match group {
         None | Some("") => uid,
         Some(g) => match g.parse::<u64>() {
             Ok(n) => n,
-            Err(_) => match fs.lookup_group(g) {
-                Ok(Some(gid)) => gid,
-                Ok(None) => return Err(format!("the group `{g}` is not in /etc/group")),
-                Err(file) => return Err(missing(&file, g)),
-            },
+            Err(_) => {
+                let Some(text) = &files.group else { return Err(missing("/etc/group", g)) };
+                match find_id_line(text, g).and_then(|f| f.get(2)?.parse().ok()) {
+                    Some(gid) => gid,
+                    None => return Err(format!("the group `{g}` is not in /etc/group")),
+                }
+            }
         },
     };
     Ok((uid, gid))
+}
+
+fn find_id_line(text: &[u8], name: &str) -> Option<Vec<String>> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
+        .find(|f| f.first().map(String::as_str) == Some(name))
 }

@@ -218,30 +218,6 @@ impl FsTree {
         content.open()?.take(16 << 20).read_to_end(&mut buf)?;
         Ok(Some(buf))
     }
-
-    /// Looks a user name up in `/etc/passwd`: `Ok(None)` when the file is there and the user is not, an error
-    /// message when the file is not in this tree.
-    pub(crate) fn lookup_user(&self, name: &str) -> Result<Option<(u64, u64)>, String> {
-        let Some(text) = self.read("etc/passwd").map_err(|e| format!("reading /etc/passwd: {e}"))? else {
-            return Err("/etc/passwd".into());
-        };
-        Ok(find_id_line(&text, name).and_then(|f| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?))))
-    }
-
-    /// Looks a group name up in `/etc/group`, like [`FsTree::lookup_user`].
-    pub(crate) fn lookup_group(&self, name: &str) -> Result<Option<u64>, String> {
-        let Some(text) = self.read("etc/group").map_err(|e| format!("reading /etc/group: {e}"))? else {
-            return Err("/etc/group".into());
-        };
-        Ok(find_id_line(&text, name).and_then(|f| f.get(2)?.parse().ok()))
-    }
-}
-
-fn find_id_line(text: &[u8], name: &str) -> Option<Vec<String>> {
-    String::from_utf8_lossy(text)
-        .lines()
-        .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
-        .find(|f| f.first().map(String::as_str) == Some(name))
 }
 
 /// Cleans a path inside an image root: `..` cannot climb above `/`. Returns it without leading slash.

@@ -7,6 +7,7 @@
 //! `copy` (COPY/ADD semantics), `archive` (ADD's tars), `layer` (tar + gzip), `stage` (evaluation) and `config` (metadata instructions).
 
 mod archive;
+mod base_files;
 mod config;
 mod context;
 mod copy;
@@ -30,7 +31,7 @@ pub use error::BuildError;
 pub use ignore::{PatternMatcher, read_ignore_file};
 
 use crate::dockerfile::{self, Dockerfile, shell::Lexer};
-use crate::image::{Artifact, Image, ImageIndex, ImageRef, Platform};
+use crate::image::{Artifact, Blob, Image, ImageIndex, ImageRef, Platform};
 use crate::progress::Progress;
 
 /// What to build.
@@ -57,6 +58,9 @@ pub struct BuildOptions {
 pub trait BaseResolver: Sync {
     fn resolve(&self, base: &ImageRef, platform: &Platform) -> impl Future<Output = Result<Image, BuildError>> + Send;
     fn platforms(&self, base: &ImageRef) -> impl Future<Output = Result<Vec<Platform>, BuildError>> + Send;
+    /// Downloads a base layer's blob to `dest`, checking its digest. Used only when a file must be read from
+    /// the base (`--chown=name`, `COPY --from=image`).
+    fn fetch_blob(&self, blob: &Blob, dest: &Path) -> impl Future<Output = Result<(), BuildError>> + Send;
 }
 
 /// A resolver for Dockerfiles that only build `FROM scratch`: any registry base is an error.
@@ -69,6 +73,13 @@ impl BaseResolver for ScratchOnly {
 
     async fn platforms(&self, base: &ImageRef) -> Result<Vec<Platform>, BuildError> {
         Err(BuildError::base(base, "no registry access is configured for this build (only FROM scratch works)"))
+    }
+
+    async fn fetch_blob(&self, blob: &Blob, _: &Path) -> Result<(), BuildError> {
+        Err(BuildError::base(
+            blob.descriptor.digest.as_str(),
+            "no registry access is configured for this build (only FROM scratch works)",
+        ))
     }
 }
 

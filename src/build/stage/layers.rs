@@ -2,6 +2,7 @@
 //! written on a blocking thread so no layer is held in memory and the runtime is not stalled.
 
 use super::*;
+use crate::image::{BlobSource, Layer};
 
 impl<R: BaseResolver> Evaluator<'_, R> {
     pub(super) async fn workdir(&mut self, st: &mut State, path: &str, line: usize) -> Result<(), BuildError> {
@@ -18,7 +19,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         let owner = if user.is_empty() {
             None
         } else {
-            match config::owner(&user, &st.fs) {
+            match self.owner(st, &user).await {
                 Ok(o) => Some(o),
                 Err(m) => {
                     self.env
@@ -43,6 +44,32 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         st.fs.apply(&entries);
         self.commit_layer(st, layer, format!("WORKDIR {wd}"));
         Ok(())
+    }
+
+    /// `user[:group]` to ids: names are looked up in this stage's own `/etc/passwd` and `/etc/group`, else in
+    /// its base image's layers (downloaded from the top down only until the file is found).
+    async fn owner(&self, st: &State, spec: &str) -> Result<(u64, u64), String> {
+        let (user, group) = config::split_owner(spec);
+        let mut files = config::IdFiles::default();
+        if user.parse::<u64>().is_err() {
+            files.passwd = self.id_file(st, "etc/passwd").await?;
+        }
+        if group.is_some_and(|g| !g.is_empty() && g.parse::<u64>().is_err()) {
+            files.group = self.id_file(st, "etc/group").await?;
+        }
+        config::owner(spec, &files, st.fs.complete)
+    }
+
+    async fn id_file(&self, st: &State, path: &str) -> Result<Option<Vec<u8>>, String> {
+        if let Some(bytes) = st.fs.read(path).map_err(|e| format!("reading /{path}: {e}"))? {
+            return Ok(Some(bytes));
+        }
+        if st.fs.complete {
+            return Ok(None);
+        }
+        let base: Vec<Layer> =
+            st.image.layers().iter().filter(|l| matches!(l.blob.source, BlobSource::Registry(_))).cloned().collect();
+        self.base_files.read(self.bases, &base, path, &self.env.opts.work_dir).await.map_err(|e| e.to_string())
     }
 
     fn policy(&self, chown: Option<(u64, u64)>, chmod: Option<u32>, st: &State) -> Policy {
@@ -88,7 +115,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             None => None,
             Some(spec) => {
                 let spec = self.expand(spec, &st.vars).map_err(&fail)?;
-                Some(config::owner(&spec, &st.fs).map_err(|m| fail(format!("--chown={spec}: {m}")))?)
+                Some(self.owner(st, &spec).await.map_err(|m| fail(format!("--chown={spec}: {m}")))?)
             }
         };
         let chmod = match &c.chmod {

@@ -11,6 +11,7 @@ mod layers;
 
 pub(crate) use args::{global_args, host_platform};
 
+use crate::build::base_files::BaseFiles;
 use crate::build::config;
 use crate::build::context::Context;
 use crate::build::copy::{CopyJob, Policy, Source, mkdir_entries};
@@ -74,6 +75,8 @@ pub(crate) struct Evaluator<'a, R> {
     platform: Platform,
     /// The stage being evaluated.
     current: usize,
+    /// Files read from base layers (`--chown=name` over a registry base).
+    base_files: BaseFiles,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -83,7 +86,17 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
     pub(crate) fn new(env: Env<'a>, bases: &'a R, platform: Platform) -> Self {
         let lexer = Lexer::new(env.df.escape);
         let done = env.df.stages.iter().map(|_| None).collect();
-        Evaluator { env, bases, global: BTreeMap::new(), used: BTreeSet::new(), done, lexer, platform, current: 0 }
+        Evaluator {
+            env,
+            bases,
+            global: BTreeMap::new(),
+            used: BTreeSet::new(),
+            done,
+            lexer,
+            platform,
+            current: 0,
+            base_files: BaseFiles::default(),
+        }
     }
 
     /// Builds the target stage; returns its image and the ARG names that consumed build-args.

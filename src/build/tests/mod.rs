@@ -1,6 +1,7 @@
 //! Builder tests: build into a temporary directory with a scratch or fake registry resolver, then open the gzip
 //! layer files written and check their entries, the config, the history and the digests.
 
+mod base_files;
 mod layers;
 mod stages;
 
@@ -165,6 +166,10 @@ pub(super) fn container(image: &Image) -> &ContainerConfig {
 #[derive(Default)]
 pub(super) struct FakeBases {
     pub images: BTreeMap<String, ImageConfig>,
+    /// The base layers (gzip tar bytes, bottom first) every image has; one fake layer when empty.
+    pub layers: Vec<Vec<u8>>,
+    /// Digests of the blobs fetched, in order.
+    pub fetched: std::sync::Mutex<Vec<Digest>>,
 }
 
 impl FakeBases {
@@ -172,8 +177,55 @@ impl FakeBases {
         let mut images = BTreeMap::new();
         let cfg = ImageConfig { config: Some(config), ..ImageConfig::default() };
         images.insert(name.to_string(), cfg);
-        FakeBases { images }
+        FakeBases { images, ..FakeBases::default() }
     }
+
+    /// The base layers as the resolver lists them.
+    fn base_layers(&self) -> Vec<Layer> {
+        if self.layers.is_empty() {
+            return vec![base_layer()];
+        }
+        self.layers
+            .iter()
+            .map(|gz| Layer {
+                blob: Blob {
+                    descriptor: Descriptor::new(media_type::OCI_LAYER_GZIP, Digest::of(gz), gz.len() as u64),
+                    source: BlobSource::Registry(ImageName::new("registry.example", "base").expect("name")),
+                },
+                diff_id: Digest::of(gz),
+            })
+            .collect()
+    }
+
+    pub fn fetched(&self) -> Vec<Digest> {
+        self.fetched.lock().expect("lock").clone()
+    }
+}
+
+/// A gzip layer of `(path, content)` files (a `None` content is a directory), root-owned, mode 0644.
+pub(super) fn gz_layer(files: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let mut h = tar::Header::new_ustar();
+        match content {
+            Some(c) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(c.len() as u64);
+                tar.append_data(&mut h, path, c.as_bytes()).expect("tar file");
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                tar.append_data(&mut h, path, std::io::empty()).expect("tar dir");
+            }
+        }
+    }
+    let tar = tar.into_inner().expect("tar");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).expect("gzip");
+    gz.finish().expect("gzip")
 }
 
 pub(super) fn base_layer() -> Layer {
@@ -198,7 +250,12 @@ impl BaseResolver for FakeBases {
             rootfs: RootFs { kind: "layers".into(), diff_ids: vec![base_layer().diff_id] },
             ..cfg.clone()
         };
-        Ok(Image::from_parts(config, vec![base_layer()]))
+        let layers = self.base_layers();
+        let config = ImageConfig {
+            rootfs: RootFs { kind: "layers".into(), diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect() },
+            ..config
+        };
+        Ok(Image::from_parts(config, layers))
     }
 
     async fn platforms(&self, base: &ImageRef) -> Result<Vec<Platform>, BuildError> {
@@ -206,6 +263,17 @@ impl BaseResolver for FakeBases {
             Some(_) => Ok(vec![Platform::new("linux", "amd64", None), Platform::new("linux", "arm64", Some("v8"))]),
             None => Err(BuildError::base(base, "not found")),
         }
+    }
+
+    async fn fetch_blob(&self, blob: &Blob, dest: &Path) -> Result<(), BuildError> {
+        self.fetched.lock().expect("lock").push(blob.descriptor.digest.clone());
+        let bytes = if self.layers.is_empty() {
+            gz_layer(&[])
+        } else {
+            let found = self.layers.iter().find(|gz| Digest::of(gz) == blob.descriptor.digest);
+            found.cloned().ok_or_else(|| BuildError::base("registry.example/base", "no such blob"))?
+        };
+        std::fs::write(dest, bytes).map_err(|e| BuildError::io("writing", dest, e))
     }
 }
 

@@ -1,0 +1,184 @@
+//! Reading files out of a registry base's layers, for the few instructions that need to see inside the base
+//! (`--chown=name` and `USER name` need `/etc/passwd` and `/etc/group`). Layers are downloaded into the work
+//! directory from the top down, only until the file is found or a whiteout hides it, and each layer and each
+//! answer is kept for the rest of the build, so one base is read at most once per file.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::Mutex;
+
+use super::fs::normalize_in_root;
+use super::{BaseResolver, BuildError};
+use crate::image::{BlobSource, Digest, Layer};
+
+/// Files larger than this are not read into memory (`/etc/passwd` is a few kilobytes).
+const MAX_FILE: u64 = 16 << 20;
+/// Symbolic links followed before giving up, as the kernel does.
+const MAX_LINKS: usize = 40;
+
+/// What a build has downloaded from its bases and the files read from them.
+#[derive(Default)]
+pub(crate) struct BaseFiles {
+    /// Layer blob digest -> the downloaded file.
+    blobs: Mutex<HashMap<Digest, PathBuf>>,
+    /// (the base's layer digests, path) -> the file's bytes, `None` when the base does not have it.
+    files: Mutex<HashMap<(Vec<Digest>, String), Option<Vec<u8>>>>,
+}
+
+/// What one layer says about a path.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Found {
+    /// A regular file with these bytes.
+    File(Vec<u8>),
+    /// A symbolic link (its target, as written) or a hard link (`/` + the linked path).
+    Link(String),
+    /// Deleted or hidden by a whiteout, or not a regular file: lower layers do not count.
+    Gone,
+    /// The layer does not mention it: look below.
+    NotHere,
+}
+
+impl BaseFiles {
+    /// The bytes of `path` (relative to `/`) in the image made of `layers` (bottom first), following symbolic
+    /// links; `None` when the image does not have it as a regular file.
+    pub(crate) async fn read<R: BaseResolver>(
+        &self,
+        bases: &R,
+        layers: &[Layer],
+        path: &str,
+        work_dir: &Path,
+    ) -> Result<Option<Vec<u8>>, BuildError> {
+        let key = (layers.iter().map(|l| l.blob.descriptor.digest.clone()).collect::<Vec<_>>(), path.to_string());
+        let mut files = self.files.lock().await;
+        if let Some(known) = files.get(&key) {
+            return Ok(known.clone());
+        }
+        let mut wanted = normalize_in_root(path);
+        let mut hops = 0;
+        let result = 'search: loop {
+            for layer in layers.iter().rev() {
+                let file = self.layer_file(bases, layer, work_dir).await?;
+                let target = wanted.clone();
+                let found = tokio::task::spawn_blocking(move || scan_layer(&file, &target))
+                    .await
+                    .map_err(|e| BuildError::Options(format!("the layer reader stopped: {e}")))?
+                    .map_err(|e| BuildError::io("reading the base layer", layer_path(work_dir, layer), e))?;
+                match found {
+                    Found::File(bytes) => break 'search Some(bytes),
+                    Found::Gone => break 'search None,
+                    Found::NotHere => continue,
+                    Found::Link(target) => {
+                        hops += 1;
+                        if hops > MAX_LINKS {
+                            break 'search None;
+                        }
+                        let dir = wanted.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                        wanted = if target.starts_with('/') {
+                            normalize_in_root(&target)
+                        } else {
+                            normalize_in_root(&format!("{dir}/{target}"))
+                        };
+                        continue 'search;
+                    }
+                }
+            }
+            break None;
+        };
+        files.insert(key, result.clone());
+        Ok(result)
+    }
+
+    /// The layer's blob on disk: downloaded once per build into the work directory.
+    async fn layer_file<R: BaseResolver>(
+        &self,
+        bases: &R,
+        layer: &Layer,
+        work_dir: &Path,
+    ) -> Result<PathBuf, BuildError> {
+        if let BlobSource::File(p) = &layer.blob.source {
+            return Ok(p.clone());
+        }
+        let digest = &layer.blob.descriptor.digest;
+        let mut blobs = self.blobs.lock().await;
+        if let Some(p) = blobs.get(digest) {
+            return Ok(p.clone());
+        }
+        let dest = layer_path(work_dir, layer);
+        bases.fetch_blob(&layer.blob, &dest).await?;
+        blobs.insert(digest.clone(), dest.clone());
+        Ok(dest)
+    }
+}
+
+fn layer_path(work_dir: &Path, layer: &Layer) -> PathBuf {
+    let d = &layer.blob.descriptor.digest;
+    work_dir.join(format!(".base-{}-{}", d.algorithm(), d.hex()))
+}
+
+/// Opens a layer blob as a tar stream: gzip or plain tar, told apart by their bytes.
+pub(crate) fn open_layer(path: &Path) -> std::io::Result<Box<dyn Read>> {
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(path)?.read(&mut head)?;
+    let file = std::fs::File::open(path)?;
+    if n >= 2 && head[..2] == [0x1f, 0x8b] {
+        return Ok(Box::new(flate2::read::GzDecoder::new(file)));
+    }
+    if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+        return Err(std::io::Error::other(
+            "the layer is zstd-compressed, which the native builder cannot read yet; use a base with gzip layers",
+        ));
+    }
+    Ok(Box::new(file))
+}
+
+/// What the layer at `file` holds at `target`: the entry itself, or a whiteout of it or of a parent (`.wh.NAME`),
+/// or an opaque marker (`.wh..wh..opq`) in a parent, which hides what lower layers had there.
+pub(crate) fn scan_layer(file: &Path, target: &str) -> std::io::Result<Found> {
+    let mut archive = tar::Archive::new(open_layer(file)?);
+    let mut ancestors = Vec::new();
+    let mut p = target;
+    while let Some((up, _)) = p.rsplit_once('/') {
+        ancestors.push(up);
+        p = up;
+    }
+    ancestors.push("");
+    let mut found = Found::NotHere;
+    let mut hidden = false;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = normalize_in_root(&String::from_utf8_lossy(&entry.path_bytes()));
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        if name == ".wh..wh..opq" {
+            hidden |= ancestors.contains(&dir);
+            continue;
+        }
+        if let Some(victim) = name.strip_prefix(".wh.") {
+            let victim = if dir.is_empty() { victim.to_string() } else { format!("{dir}/{victim}") };
+            hidden |= victim == target || target.starts_with(&format!("{victim}/"));
+            continue;
+        }
+        if path != target {
+            continue;
+        }
+        let link = || entry.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()).unwrap_or_default();
+        found = match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if entry.size() > MAX_FILE {
+                    return Err(std::io::Error::other(format!("/{target} is over {MAX_FILE} bytes")));
+                }
+                let mut bytes = Vec::new();
+                (&mut entry).take(MAX_FILE).read_to_end(&mut bytes)?;
+                Found::File(bytes)
+            }
+            tar::EntryType::Symlink => Found::Link(link()),
+            tar::EntryType::Link => Found::Link(format!("/{}", link())),
+            _ => Found::Gone,
+        };
+    }
+    Ok(match found {
+        Found::NotHere if hidden => Found::Gone,
+        other => other,
+    })
+}

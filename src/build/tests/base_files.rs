@@ -1,0 +1,109 @@
+//! Names in `--chown` and `USER` looked up in a registry base's layers: top down, only as far as needed, once
+//! per build, whiteouts respected.
+
+use super::*;
+use crate::build::base_files::{Found, scan_layer};
+
+const OLD_PASSWD: &str = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+const NEW_PASSWD: &str = "root:x:0:0::/root:/bin/sh\napp:x:4242:4242::/home/app:/bin/sh\n";
+const GROUP: &str = "root:x:0:\nstaff:x:50:\n";
+
+fn three_layers() -> Vec<Vec<u8>> {
+    vec![
+        gz_layer(&[("etc", None), ("etc/passwd", Some(OLD_PASSWD)), ("etc/group", Some(GROUP))]),
+        gz_layer(&[("etc", None), ("etc/passwd", Some(NEW_PASSWD))]),
+        gz_layer(&[("usr", None), ("usr/share/doc.txt", Some("unrelated"))]),
+    ]
+}
+
+fn bases(layers: Vec<Vec<u8>>) -> FakeBases {
+    FakeBases { layers, ..FakeBases::with("registry.example/base:1", ContainerConfig::default()) }
+}
+
+#[tokio::test]
+async fn chown_and_user_names_come_from_the_topmost_base_layer_that_has_the_file() {
+    let fx = fixture();
+    fx.file("a.txt", "a", 0o644);
+    let layers = three_layers();
+    let bases = bases(layers.clone());
+    let df = "FROM registry.example/base:1\nCOPY --chown=app:staff a.txt /srv/a\nCOPY --chown=app a.txt /srv/b\nUSER app\nWORKDIR /home/app/work\n";
+    let img = build_image(&fx.opts(df), &bases).await;
+    let a = entries(&img.layers()[3]);
+    let a = entry(&a, "srv/a");
+    assert_eq!(
+        (a.uid, a.gid),
+        (4242, 50),
+        "passwd from the second layer (it replaces the first's), group from the first"
+    );
+    let b = entries(&img.layers()[4]);
+    assert_eq!((entry(&b, "srv/b").uid, entry(&b, "srv/b").gid), (4242, 4242));
+    let wd = entries(&img.layers()[5]);
+    assert_eq!(
+        (entry(&wd, "home/app/work/").uid, entry(&wd, "home/app/work/").gid),
+        (4242, 4242),
+        "USER app + WORKDIR"
+    );
+    let [l1, l2, l3] = [0, 1, 2].map(|i| Digest::of(&layers[i]));
+    assert_eq!(bases.fetched(), [l3, l2, l1], "top down, each layer downloaded once for the whole build");
+}
+
+#[tokio::test]
+async fn only_the_layers_above_the_file_are_downloaded() {
+    let fx = fixture();
+    fx.file("a.txt", "a", 0o644);
+    let layers = three_layers();
+    let bases = bases(layers.clone());
+    let img = build_image(&fx.opts("FROM registry.example/base:1\nCOPY --chown=app a.txt /a\n"), &bases).await;
+    let a = entries(&img.layers()[3]);
+    assert_eq!((a[0].uid, a[0].gid), (4242, 4242));
+    assert_eq!(bases.fetched(), [Digest::of(&layers[2]), Digest::of(&layers[1])], "the bottom layer is not needed");
+}
+
+#[tokio::test]
+async fn our_own_passwd_wins_without_any_download() {
+    let fx = fixture();
+    fx.file("a.txt", "a", 0o644).file("passwd", "app:x:7:8::/:/bin/sh\n", 0o644);
+    let bases = bases(three_layers());
+    let img = build_image(
+        &fx.opts("FROM registry.example/base:1\nCOPY passwd /etc/passwd\nCOPY --chown=app a.txt /a\n"),
+        &bases,
+    )
+    .await;
+    assert_eq!(entries(&img.layers()[4])[0].uid, 7);
+    assert!(bases.fetched().is_empty(), "{:?}", bases.fetched());
+}
+
+#[tokio::test]
+async fn whiteouts_hide_the_lower_files() {
+    let fx = fixture();
+    fx.file("a.txt", "a", 0o644);
+    let mut layers = three_layers();
+    layers[2] = gz_layer(&[("etc", None), ("etc/.wh.group", Some(""))]);
+    let err = match build(
+        &fx.opts("FROM registry.example/base:1\nCOPY --chown=app:staff a.txt /a\n"),
+        &bases(layers),
+        &Quiet,
+    )
+    .await
+    {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("the group file was deleted in the top layer"),
+    };
+    assert!(
+        err.contains("Dockerfile:2:")
+            && err.contains("--chown=app:staff")
+            && err.contains("base image have /etc/group"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let opaque = dir.path().join("opaque");
+    std::fs::write(&opaque, gz_layer(&[("etc", None), ("etc/.wh..wh..opq", Some("")), ("etc/hosts", Some("h"))]))
+        .unwrap();
+    assert_eq!(scan_layer(&opaque, "etc/passwd").unwrap(), Found::Gone, "an opaque etc hides lower layers' files");
+    assert_eq!(scan_layer(&opaque, "etc/hosts").unwrap(), Found::File(b"h".to_vec()));
+    assert_eq!(scan_layer(&opaque, "var/x").unwrap(), Found::NotHere);
+    let parent = dir.path().join("parent");
+    std::fs::write(&parent, gz_layer(&[(".wh.etc", Some(""))])).unwrap();
+    assert_eq!(scan_layer(&parent, "etc/passwd").unwrap(), Found::Gone, "a whiteout of a parent deletes the file");
+}

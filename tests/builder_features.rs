@@ -1,0 +1,226 @@
+//! The native builder's Dockerfile features that need more than a base's manifest: `--chown=NAME` read from the
+//! base's own `/etc/passwd` and `/etc/group` (downloading layers top down only until found), `COPY --from=<image>`,
+//! `ADD <url>` with `--checksum`, `COPY --parents`, symbolic `--chmod`, the runner's platform by default, and
+//! files over 8 GiB. Each runs the binary as the runner does against a real registry and reads the pushed layers
+//! back over HTTP with the harness's client.
+
+mod common;
+
+use std::io::Read as _;
+
+use serde_json::json;
+
+use common::{Mode, Registry, Workflow};
+
+/// One entry of a test base layer: a directory, a file (mode 0644) or a symlink.
+enum E {
+    Dir(&'static str),
+    File(&'static str, &'static str),
+    Link(&'static str, &'static str),
+}
+
+fn gz_tar(entries: &[E]) -> (Vec<u8>, String) {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        match e {
+            E::Dir(p) => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, format!("{p}/"), std::io::empty()).expect("tar dir");
+            }
+            E::File(p, data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, p, data.as_bytes()).expect("tar file");
+            }
+            E::Link(p, target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, p, target).expect("tar link");
+            }
+        }
+    }
+    let tar = b.into_inner().expect("tar");
+    let diff_id = common::sha256_digest(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).expect("gzip");
+    (gz.finish().expect("gzip"), diff_id)
+}
+
+fn write_blob(layout: &std::path::Path, data: &[u8]) -> String {
+    let digest = common::sha256_digest(data);
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).expect("blobs dir");
+    std::fs::write(dir.join(digest.trim_start_matches("sha256:")), data).expect("write blob");
+    digest
+}
+
+/// Pushes an image of `layers` (bottom first) for this machine's architecture as `repo_tag` with skopeo;
+/// returns the layer digests.
+fn push_layered_base(registry: &Registry, repo_tag: &str, layers: &[&[E]]) -> Vec<String> {
+    let layout = tempfile::tempdir().expect("tempdir");
+    let (_, tag) = repo_tag.rsplit_once(':').expect("REPO:TAG");
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut digests = Vec::new();
+    for l in layers {
+        let (gz, diff_id) = gz_tar(l);
+        let d = write_blob(layout.path(), &gz);
+        descs.push(json!({"mediaType": common::image::OCI_LAYER_GZIP, "digest": d, "size": gz.len()}));
+        diff_ids.push(diff_id);
+        digests.push(d);
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": common::image::host_arch(), "os": "linux",
+        "config": {"Env": ["PATH=/usr/bin:/bin"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .expect("config");
+    let config_digest = write_blob(layout.path(), &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": common::image::OCI_MANIFEST,
+        "config": {"mediaType": common::image::OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": descs,
+    }))
+    .expect("manifest");
+    let manifest_digest = write_blob(layout.path(), &manifest);
+    std::fs::write(layout.path().join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    let index = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": common::image::OCI_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
+        "annotations": {"org.opencontainers.image.ref.name": tag}}]});
+    std::fs::write(layout.path().join("index.json"), serde_json::to_vec(&index).expect("index")).expect("index");
+    registry.skopeo_copy_to(&format!("oci:{}:{tag}", layout.path().display()), repo_tag, false);
+    digests
+}
+
+/// One entry of a pushed layer as read back.
+#[derive(Debug, Clone)]
+struct Entry {
+    path: String,
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    size: u64,
+    data: Vec<u8>,
+}
+
+/// The layers of `repo:tag` in the registry, each as its entries (data kept for files up to 1 MiB).
+fn pushed_layers(registry: &Registry, repo: &str, tag: &str) -> Vec<Vec<Entry>> {
+    let (manifest, _) = registry.get_manifest_json(repo, tag);
+    let layers = manifest["layers"].as_array().unwrap_or_else(|| panic!("no layers: {manifest}"));
+    layers
+        .iter()
+        .map(|l| {
+            let blob = registry.get_blob(repo, l["digest"].as_str().expect("digest"));
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
+            archive
+                .entries()
+                .expect("tar")
+                .map(|e| {
+                    let mut e = e.expect("entry");
+                    let h = e.header().clone();
+                    let mut data = Vec::new();
+                    if e.size() <= 1 << 20 {
+                        e.read_to_end(&mut data).expect("data");
+                    }
+                    Entry {
+                        path: String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                        kind: h.entry_type(),
+                        mode: h.mode().expect("mode"),
+                        uid: h.uid().expect("uid"),
+                        gid: h.gid().expect("gid"),
+                        mtime: h.mtime().expect("mtime"),
+                        size: e.size(),
+                        data,
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn find<'a>(layer: &'a [Entry], path: &str) -> &'a Entry {
+    layer
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("no {path} in {:?}", layer.iter().map(|e| e.path.as_str()).collect::<Vec<_>>()))
+}
+
+fn publish(registry: &Registry, repo: &str, dockerfile: String) -> Workflow {
+    Workflow::new()
+        .input("registry", registry.host())
+        .input("repository", repo)
+        .input("tags", "1")
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .file("Dockerfile", dockerfile)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. --chown=NAME over a registry base.
+
+const OLD_PASSWD: &str = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+const NEW_PASSWD: &str = "root:x:0:0::/root:/bin/sh\napp:x:4242:4343::/home/app:/bin/sh\n";
+const GROUP: &str = "root:x:0:\nstaff:x:50:\n";
+
+/// A three-layer base: `/etc/group` and an old `/etc/passwd` at the bottom, a newer `/etc/passwd` in the middle
+/// (a symlink to `passwd.real`, as some distributions have), something unrelated on top.
+fn push_user_base(registry: &Registry) -> Vec<String> {
+    push_layered_base(
+        registry,
+        "base/users:1",
+        &[
+            &[E::Dir("etc"), E::File("etc/passwd", OLD_PASSWD), E::File("etc/group", GROUP), E::Dir("bin")],
+            &[E::Dir("etc"), E::File("etc/passwd.real", NEW_PASSWD), E::Link("etc/passwd", "passwd.real")],
+            &[E::Dir("usr"), E::File("usr/README", "unrelated\n")],
+        ],
+    )
+}
+
+#[test]
+fn chown_names_from_the_base_layers() {
+    let registry = Registry::start(Mode::Anonymous);
+    let layers = push_user_base(&registry);
+    let df = format!(
+        "FROM {}/base/users:1\nCOPY --chown=app a.txt /srv/a\nCOPY --chown=app:staff a.txt /srv/b\nUSER app\nWORKDIR /home/app/data\n",
+        registry.host()
+    );
+    let result = publish(&registry, "feat/chown", df).file("a.txt", "a\n").run();
+    result.assert_success();
+    let pushed = pushed_layers(&registry, "feat/chown", "1");
+    assert_eq!(pushed.len(), 6, "three base layers and three of ours");
+    let a = find(&pushed[3], "srv/a");
+    assert_eq!(
+        (a.uid, a.gid),
+        (4242, 4242),
+        "the middle layer's passwd (through its symlink), gid = uid without a group"
+    );
+    let b = find(&pushed[4], "srv/b");
+    assert_eq!((b.uid, b.gid), (4242, 50), "the group from the bottom layer");
+    let wd = find(&pushed[5], "home/app/data/");
+    assert_eq!((wd.uid, wd.gid), (4242, 4242), "USER app + WORKDIR");
+    for (i, d) in layers.iter().enumerate() {
+        assert_eq!(registry.blob_gets(d), 1, "base layer {i} downloaded once:\n{}", registry.access_log());
+    }
+}
+
+#[test]
+fn chown_user_only_downloads_the_layers_above_passwd() {
+    let registry = Registry::start(Mode::Anonymous);
+    let layers = push_user_base(&registry);
+    let df = format!("FROM {}/base/users:1\nCOPY --chown=app a.txt /a\nCOPY --chown=app a.txt /b\n", registry.host());
+    publish(&registry, "feat/chown-top", df).file("a.txt", "a\n").run().assert_success();
+    let pushed = pushed_layers(&registry, "feat/chown-top", "1");
+    assert_eq!((find(&pushed[3], "a").uid, find(&pushed[4], "b").uid), (4242, 4242));
+    assert_eq!(registry.blob_gets(&layers[2]), 1, "{}", registry.access_log());
+    assert_eq!(registry.blob_gets(&layers[1]), 1, "{}", registry.access_log());
+    assert_eq!(registry.blob_gets(&layers[0]), 0, "the bottom layer is not needed: {}", registry.access_log());
+}
