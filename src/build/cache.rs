@@ -23,16 +23,17 @@
 //!   layers holding them are not recorded at all;
 //! - a hit is used only if its blob is still there with the recorded size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 
-use super::fs::{Content, Kind, Node};
 use super::compress::Compression;
+use super::fs::{Content, Kind, Node};
 use super::layer::write_layer;
 use crate::image::{Blob, BlobSource, Descriptor, Digest, Layer};
 
@@ -45,7 +46,7 @@ const COARSE_STAMPS: Duration = Duration::from_secs(2);
 /// Layers are pruned, least recently used first, once the blobs take more than this.
 pub const DEFAULT_MAX_BYTES: u64 = 4 << 30;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LayerCache {
     dir: PathBuf,
     /// Files changed this recently are not trusted to stay as read (see the module documentation).
@@ -75,62 +76,7 @@ impl LayerCache {
     /// The key for a layer of `entries` written in `format` (the codec and its settings), or `None` when it must
     /// not be cached: a file is racily clean, lives in `work_dir`, or cannot be read.
     pub(crate) fn key(&self, entries: &BTreeMap<String, Node>, format: &str, work_dir: &Path) -> Option<String> {
-        let now = SystemTime::now();
-        let mut h = Sha256::new();
-        let mut field = |b: &[u8]| {
-            h.update((b.len() as u64).to_le_bytes());
-            h.update(b);
-        };
-        field(FORMAT.as_bytes());
-        field(format.as_bytes());
-        for (path, node) in entries {
-            field(path.as_bytes());
-            field(&node.mode.to_le_bytes());
-            field(&node.uid.to_le_bytes());
-            field(&node.gid.to_le_bytes());
-            field(&node.mtime.to_le_bytes());
-            match &node.kind {
-                Kind::Dir => field(b"d"),
-                Kind::Symlink(t) => {
-                    field(b"s");
-                    field(t.as_bytes());
-                }
-                Kind::Hardlink(t) => {
-                    field(b"h");
-                    field(t.as_bytes());
-                }
-                Kind::File { content: Content::Inline(bytes), size } => {
-                    field(b"i");
-                    field(&size.to_le_bytes());
-                    field(&Sha256::digest(bytes.as_slice()));
-                }
-                Kind::File { content: Content::Disk(p), size } => {
-                    if p.starts_with(work_dir) {
-                        return None;
-                    }
-                    let m = std::fs::metadata(p).ok()?;
-                    let changed = [m.modified().ok()?, ctime(&m)?];
-                    let window = if m.mtime_nsec() == 0 && m.ctime_nsec() == 0 {
-                        self.racy_window.max(COARSE_STAMPS)
-                    } else {
-                        self.racy_window
-                    };
-                    if changed.iter().any(|t| now.duration_since(*t).map_or(true, |age| age < window)) {
-                        return None;
-                    }
-                    field(b"f");
-                    field(p.as_os_str().as_encoded_bytes());
-                    field(&size.to_le_bytes());
-                    for n in [m.dev(), m.ino(), m.size()] {
-                        field(&n.to_le_bytes());
-                    }
-                    for n in [m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()] {
-                        field(&n.to_le_bytes());
-                    }
-                }
-            }
-        }
-        Some(hex::encode(h.finalize()))
+        entries_key(entries, format, Some((work_dir, self.racy_window)))
     }
 
     /// The layer recorded under `key`, if its blob is still in place.
@@ -237,31 +183,140 @@ impl LayerCache {
     }
 }
 
-/// A layer for `entries`: from the cache when the same inputs were recorded, else written to `work_dir` (and
-/// recorded). A cache that cannot record is not an error: the warning says why and the build goes on.
-pub(crate) fn write_cached(
-    cache: Option<&LayerCache>,
-    entries: &BTreeMap<String, Node>,
-    work_dir: &Path,
-    compression: Compression,
-) -> io::Result<Cached> {
-    let key = cache.and_then(|c| Some((c, c.key(entries, compression.cache_key(), work_dir)?)));
-    if let Some(layer) = key.as_ref().and_then(|(c, k)| c.get(k)) {
-        return Ok(Cached { layer, hit: true, warning: None });
-    }
-    let layer = write_layer(entries, work_dir, compression)?;
-    let warning = match key {
-        Some((c, k)) => c.put(&k, &layer).err().map(|e| format!("the layer cache in {} is not updated: {e}", c.dir.display())),
-        None => None,
-    };
-    Ok(Cached { layer, hit: false, warning })
+/// Where a build's layers come from: the persistent [`LayerCache`] when there is one, and a memo of the layers
+/// this build wrote, so a layer that comes out the same for every platform of a multi-platform build is written
+/// once (the second platform's COPY plans the same entries over the same files).
+#[derive(Debug, Default)]
+pub(crate) struct LayerStore {
+    pub cache: Option<LayerCache>,
+    memo: Mutex<HashMap<String, Layer>>,
+}
+
+/// Where a layer that was not written came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hit {
+    /// The persistent cache: an earlier build recorded it.
+    Cache,
+    /// This build wrote it already, for another platform.
+    Build,
 }
 
 pub(crate) struct Cached {
     pub layer: Layer,
-    /// Taken from the cache rather than written.
-    pub hit: bool,
+    /// `None` when the layer was written.
+    pub hit: Option<Hit>,
     pub warning: Option<String>,
+}
+
+impl LayerStore {
+    pub(crate) fn new(cache: Option<LayerCache>) -> LayerStore {
+        LayerStore { cache, memo: Mutex::default() }
+    }
+
+    /// A layer for `entries`: one this build already wrote, else one the cache recorded for the same inputs,
+    /// else written to `work_dir` (and recorded). A cache that cannot record is not an error: the warning says
+    /// why and the build goes on.
+    pub(crate) fn write(
+        &self,
+        entries: &BTreeMap<String, Node>,
+        work_dir: &Path,
+        compression: Compression,
+    ) -> io::Result<Cached> {
+        let format = compression.cache_key();
+        let memo_key = entries_key(entries, format, None);
+        let memo = |key: &Option<String>| {
+            let key = key.as_ref()?;
+            self.memo.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        };
+        if let Some(layer) = memo(&memo_key) {
+            return Ok(Cached { layer, hit: Some(Hit::Build), warning: None });
+        }
+        let remember = |layer: &Layer| {
+            if let Some(k) = &memo_key {
+                self.memo.lock().unwrap_or_else(|p| p.into_inner()).insert(k.clone(), layer.clone());
+            }
+        };
+        let key = self.cache.as_ref().and_then(|c| Some((c, c.key(entries, format, work_dir)?)));
+        if let Some(layer) = key.as_ref().and_then(|(c, k)| c.get(k)) {
+            remember(&layer);
+            return Ok(Cached { layer, hit: Some(Hit::Cache), warning: None });
+        }
+        let layer = write_layer(entries, work_dir, compression)?;
+        remember(&layer);
+        let warning = match key {
+            Some((c, k)) => {
+                c.put(&k, &layer).err().map(|e| format!("the layer cache in {} is not updated: {e}", c.dir.display()))
+            }
+            None => None,
+        };
+        Ok(Cached { layer, hit: None, warning })
+    }
+}
+
+/// A key over everything a layer's bytes depend on. With `guard` (work directory, racy window), `None` for
+/// layers the persistent cache must not record; without, only for a file that cannot be read (the build's own
+/// memo, where the same file read twice within one build is the same file).
+fn entries_key(entries: &BTreeMap<String, Node>, format: &str, guard: Option<(&Path, Duration)>) -> Option<String> {
+    let now = SystemTime::now();
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    field(FORMAT.as_bytes());
+    field(format.as_bytes());
+    for (path, node) in entries {
+        field(path.as_bytes());
+        field(&node.mode.to_le_bytes());
+        field(&node.uid.to_le_bytes());
+        field(&node.gid.to_le_bytes());
+        field(&node.mtime.to_le_bytes());
+        match &node.kind {
+            Kind::Dir => field(b"d"),
+            Kind::Symlink(t) => {
+                field(b"s");
+                field(t.as_bytes());
+            }
+            Kind::Hardlink(t) => {
+                field(b"h");
+                field(t.as_bytes());
+            }
+            Kind::File { content: Content::Inline(bytes), size } => {
+                field(b"i");
+                field(&size.to_le_bytes());
+                field(&Sha256::digest(bytes.as_slice()));
+            }
+            Kind::File { content: Content::Disk(p), size } => {
+                if guard.is_some_and(|(work_dir, _)| p.starts_with(work_dir)) {
+                    return None;
+                }
+                let m = std::fs::metadata(p).ok()?;
+                let changed = [m.modified().ok()?, ctime(&m)?];
+                let racy_window = guard.map_or(Duration::ZERO, |(_, w)| w);
+                let window = if racy_window.is_zero() {
+                    Duration::ZERO
+                } else if m.mtime_nsec() == 0 && m.ctime_nsec() == 0 {
+                    racy_window.max(COARSE_STAMPS)
+                } else {
+                    racy_window
+                };
+                if changed.iter().any(|t| !window.is_zero() && now.duration_since(*t).map_or(true, |age| age < window))
+                {
+                    return None;
+                }
+                field(b"f");
+                field(p.as_os_str().as_encoded_bytes());
+                field(&size.to_le_bytes());
+                for n in [m.dev(), m.ino(), m.size()] {
+                    field(&n.to_le_bytes());
+                }
+                for n in [m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()] {
+                    field(&n.to_le_bytes());
+                }
+            }
+        }
+    }
+    Some(hex::encode(h.finalize()))
 }
 
 fn ctime(m: &std::fs::Metadata) -> Option<SystemTime> {
