@@ -224,3 +224,48 @@ fn chown_user_only_downloads_the_layers_above_passwd() {
     assert_eq!(registry.blob_gets(&layers[1]), 1, "{}", registry.access_log());
     assert_eq!(registry.blob_gets(&layers[0]), 0, "the bottom layer is not needed: {}", registry.access_log());
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. COPY --from=<image>.
+
+#[test]
+fn copy_from_an_image_reference() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_layered_base(
+        &registry,
+        "tools/image:2",
+        &[
+            &[E::Dir("etc"), E::File("etc/a.conf", "a\n"), E::File("etc/b.conf", "b\n"), E::Dir("opt")],
+            &[E::Dir("opt"), E::Dir("opt/tool"), E::File("opt/tool/run", "v1\n"), E::File("opt/tool/old", "old\n")],
+            &[
+                E::File("etc/.wh.a.conf", ""),
+                E::Dir("opt/tool"),
+                E::File("opt/tool/.wh..wh..opq", ""),
+                E::File("opt/tool/run", "v2\n"),
+                E::Link("opt/tool/latest", "run"),
+            ],
+        ],
+    );
+    let host = registry.host();
+    let df = format!(
+        "FROM scratch\nCOPY --from={host}/tools/image:2 /etc/ /conf/\nCOPY --from={host}/tools/image:2 /opt/tool /tool\n"
+    );
+    publish(&registry, "feat/from-image", df).run().assert_success();
+    let pushed = pushed_layers(&registry, "feat/from-image", "1");
+    let names = |l: &[Entry]| l.iter().map(|e| e.path.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&pushed[0]), ["conf/", "conf/b.conf"], "a.conf is deleted by the top layer's whiteout");
+    assert_eq!(names(&pushed[1]), ["tool/", "tool/latest", "tool/run"], "the opaque directory hides `old`");
+    assert_eq!(find(&pushed[1], "tool/run").data, b"v2\n");
+    assert_eq!(find(&pushed[1], "tool/latest").kind, tar::EntryType::Symlink);
+
+    let df = format!("FROM scratch\nCOPY --from={host}/tools/missing:1 /etc/ /conf/\n");
+    let result = publish(&registry, "feat/from-missing", df).run();
+    result.assert_failure();
+    let text = result.dump();
+    assert!(
+        text.contains(&format!(
+            "Dockerfile:2: COPY --from={host}/tools/missing:1: no stage has that name, and the image cannot be used"
+        )),
+        "{text}"
+    );
+}

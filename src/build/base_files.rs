@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use super::fs::normalize_in_root;
+use super::fs::{FsTree, normalize_in_root};
 use super::{BaseResolver, BuildError};
 use crate::image::{BlobSource, Digest, Layer};
 
@@ -25,6 +26,8 @@ pub(crate) struct BaseFiles {
     blobs: Mutex<HashMap<Digest, PathBuf>>,
     /// (the base's layer digests, path) -> the file's bytes, `None` when the base does not have it.
     files: Mutex<HashMap<(Vec<Digest>, String), Option<Vec<u8>>>>,
+    /// `COPY --from=<image>` sources unpacked so far, by reference and platform.
+    images: Mutex<HashMap<String, Arc<FsTree>>>,
 }
 
 /// What one layer says about a path.
@@ -90,8 +93,17 @@ impl BaseFiles {
         Ok(result)
     }
 
+    /// An image unpacked earlier in this build (`key`: reference and platform).
+    pub(crate) async fn image(&self, key: &str) -> Option<Arc<FsTree>> {
+        self.images.lock().await.get(key).cloned()
+    }
+
+    pub(crate) async fn remember_image(&self, key: String, tree: Arc<FsTree>) {
+        self.images.lock().await.insert(key, tree);
+    }
+
     /// The layer's blob on disk: downloaded once per build into the work directory.
-    async fn layer_file<R: BaseResolver>(
+    pub(crate) async fn layer_file<R: BaseResolver>(
         &self,
         bases: &R,
         layer: &Layer,

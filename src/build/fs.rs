@@ -93,6 +93,18 @@ impl FsTree {
         }
     }
 
+    /// Deletes `path` and what is below it (a whiteout).
+    pub(crate) fn remove(&mut self, path: &str) {
+        self.nodes.remove(path);
+        self.remove_below(path);
+    }
+
+    /// Deletes what is below the directory `path`, keeping the directory (an opaque whiteout).
+    pub(crate) fn remove_below(&mut self, path: &str) {
+        let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+        self.nodes.retain(|p, _| !p.starts_with(&prefix));
+    }
+
     /// `path` and everything under it, paths relative to `path` (`""` for `path` itself).
     pub(crate) fn subtree(&self, path: &str) -> Vec<(String, Node)> {
         let mut out = Vec::new();

@@ -13,6 +13,7 @@ mod context;
 mod copy;
 mod error;
 mod fs;
+mod image_fs;
 pub mod ignore;
 mod layer;
 mod stage;

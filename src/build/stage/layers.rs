@@ -2,6 +2,7 @@
 //! written on a blocking thread so no layer is held in memory and the runtime is not stalled.
 
 use super::*;
+use crate::build::image_fs::unpack_image;
 use crate::image::{BlobSource, Layer};
 
 impl<R: BaseResolver> Evaluator<'_, R> {
@@ -127,7 +128,10 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         };
         let source = match &c.from {
             None => Source::Context(self.env.ctx.clone()),
-            Some(from) => self.copy_source_stage(from).map_err(&fail)?,
+            Some(from) => match self.copy_source_stage(from).map_err(&fail)? {
+                Some(stage) => stage,
+                None => self.copy_source_image(from, &st.image.platform()).await.map_err(&fail)?,
+            },
         };
         let heredoc_lexer = Lexer { skip_quotes: true, ..Lexer::new('\\') };
         let mut heredocs = Vec::new();
@@ -187,8 +191,39 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         Ok(())
     }
 
-    /// `--from=`: an earlier stage by name or index. An image reference would need its layers downloaded.
-    fn copy_source_stage(&self, from: &str) -> Result<Source, String> {
+    /// `--from=<image>`: the image for the stage's platform, its layers downloaded into the work directory and
+    /// unpacked (once per build), copied from as from a stage.
+    async fn copy_source_image(&self, from: &str, platform: &Platform) -> Result<Source, String> {
+        let r = ImageRef::parse(from)
+            .map_err(|e| format!("--from={from}: no stage has that name, and it is not an image reference: {e}"))?;
+        let description = format!("the image {r}");
+        let key = format!("{r} {platform}");
+        if let Some(tree) = self.base_files.image(&key).await {
+            return Ok(Source::Stage { tree, name: from.to_string(), description });
+        }
+        let image = self
+            .bases
+            .resolve(&r, platform)
+            .await
+            .map_err(|e| format!("--from={from}: no stage has that name, and the image cannot be used: {e}"))?;
+        self.env.progress.info(&format!("--from={r}: downloading and unpacking {} layers", image.layers().len()));
+        let work_dir = self.env.opts.work_dir.clone();
+        let mut files = Vec::new();
+        for layer in image.layers() {
+            let file = self.base_files.layer_file(self.bases, layer, &work_dir).await;
+            files.push(file.map_err(|e| format!("--from={from}: {e}"))?);
+        }
+        let tree = tokio::task::spawn_blocking(move || unpack_image(&files, &work_dir))
+            .await
+            .map_err(|e| format!("--from={from}: the layer reader stopped: {e}"))?
+            .map_err(|e| format!("--from={from}: unpacking {r}: {e}"))?;
+        let tree = Arc::new(tree);
+        self.base_files.remember_image(key, tree.clone()).await;
+        Ok(Source::Stage { tree, name: from.to_string(), description })
+    }
+
+    /// `--from=`: an earlier stage by name or index; `None` when no stage has that name (an image, then).
+    fn copy_source_stage(&self, from: &str) -> Result<Option<Source>, String> {
         if self.lexer.process_word(from, &NoVars).ok().as_deref() != Some(from) {
             return Err(format!(
                 "--from={from}: variable expansion is not supported for --from; define a stage with FROM using an ARG from the global scope and copy from it"
@@ -200,16 +235,13 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             .iter()
             .position(|s| s.name.as_deref() == Some(lower.as_str()))
             .or_else(|| from.parse::<usize>().ok());
-        let Some(idx) = idx else {
-            return Err(format!(
-                "--from={from}: no stage has that name, and copying from an image needs its layers, which the native \
-                 builder does not download yet; add a stage (FROM {from} AS name) only if it is built here, or build this Dockerfile with `docker build`"
-            ));
-        };
+        let Some(idx) = idx else { return Ok(None) };
         match self.done.get(idx).and_then(Option::as_ref) {
-            Some(d) if idx < self.current => {
-                Ok(Source::Stage { tree: d.fs.clone(), name: from.to_string(), description: d.description.clone() })
-            }
+            Some(d) if idx < self.current => Ok(Some(Source::Stage {
+                tree: d.fs.clone(),
+                name: from.to_string(),
+                description: d.description.clone(),
+            })),
             _ => Err(format!("--from={from}: cannot copy from a stage that is not defined before the current one")),
         }
     }

@@ -107,3 +107,51 @@ async fn whiteouts_hide_the_lower_files() {
     std::fs::write(&parent, gz_layer(&[(".wh.etc", Some(""))])).unwrap();
     assert_eq!(scan_layer(&parent, "etc/passwd").unwrap(), Found::Gone, "a whiteout of a parent deletes the file");
 }
+
+#[tokio::test]
+async fn copy_from_an_image_unpacks_its_layers_with_whiteouts() {
+    let fx = fixture();
+    let layers = vec![
+        gz_layer(&[
+            ("etc", None),
+            ("etc/a", Some("a")),
+            ("etc/b", Some("b")),
+            ("opt", None),
+            ("opt/x", None),
+            ("opt/x/1", Some("1")),
+        ]),
+        gz_layer(&[
+            ("etc/.wh.a", Some("")),
+            ("opt/.wh..wh..opq", Some("")),
+            ("opt/y", Some("y")),
+            ("etc/b", Some("b2")),
+        ]),
+    ];
+    let bases = bases(layers.clone());
+    let df = "FROM scratch\nCOPY --from=registry.example/base:1 /etc /copied/\nCOPY --from=registry.example/base:1 /opt/ /o/\n";
+    let img = build_image(&fx.opts(df), &bases).await;
+    let etc = entries(&img.layers()[0]);
+    assert_eq!(paths(&etc), ["copied/", "copied/b"], "etc/a was deleted by a whiteout");
+    assert_eq!(entry(&etc, "copied/b").data, b"b2", "the upper layer's file");
+    assert_eq!(paths(&entries(&img.layers()[1])), ["o/", "o/y"], "the opaque opt hides the lower layer's x");
+    assert_eq!(bases.fetched(), [Digest::of(&layers[0]), Digest::of(&layers[1])], "each layer fetched once");
+
+    let err = match build(&fx.opts("FROM scratch\nCOPY --from=registry.example/nope:1 /etc /e\n"), &bases, &Quiet).await
+    {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("there is no such image"),
+    };
+    assert!(
+        err.contains("Dockerfile:2:")
+            && err.contains("--from=registry.example/nope:1: no stage has that name, and the image cannot be used")
+            && err.contains("not found"),
+        "{err}"
+    );
+    let err = match build(&fx.opts("FROM scratch\nCOPY --from=registry.example/base:1 /nothing /e\n"), &bases, &Quiet)
+        .await
+    {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("there is no such path"),
+    };
+    assert!(err.contains("/nothing: not found in the image registry.example/base:1"), "{err}");
+}

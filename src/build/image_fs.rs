@@ -1,0 +1,41 @@
+//! `COPY --from=<image>`: an image's layers, downloaded into the work directory and unpacked in order into an
+//! [`FsTree`] as a container runtime would (whiteouts delete, opaque markers empty a directory of what lower
+//! layers put there), file contents stored on disk beside them, never in memory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::archive::{self, ArchiveKind};
+use super::fs::FsTree;
+
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// Unpacks the layer blobs at `layers` (bottom first) into a complete tree; contents go below `work_dir`.
+pub(crate) fn unpack_image(layers: &[PathBuf], work_dir: &Path) -> Result<FsTree, String> {
+    let mut tree = FsTree::new(true);
+    for (n, layer) in layers.iter().enumerate() {
+        let kind = archive::sniff(layer).map_err(|e| format!("layer {}: {e}", n + 1))?.unwrap_or(ArchiveKind::Tar);
+        let (items, _) = archive::unpack(layer, kind, work_dir).map_err(|e| format!("layer {}: {e}", n + 1))?;
+        let mut entries = BTreeMap::new();
+        let mut opaque = Vec::new();
+        let mut deleted = Vec::new();
+        for item in items {
+            let (dir, name) = item.rel.rsplit_once('/').unwrap_or(("", item.rel.as_str()));
+            if name == OPAQUE {
+                opaque.push(dir.to_string());
+            } else if let Some(victim) = name.strip_prefix(".wh.") {
+                deleted.push(if dir.is_empty() { victim.to_string() } else { format!("{dir}/{victim}") });
+            } else {
+                entries.insert(item.rel, item.node);
+            }
+        }
+        for dir in &opaque {
+            tree.remove_below(dir);
+        }
+        for path in &deleted {
+            tree.remove(path);
+        }
+        tree.apply(&entries);
+    }
+    Ok(tree)
+}
