@@ -10,7 +10,7 @@ use clap::ArgMatches;
 
 use octopush::meta::{self, Meta, RepoData};
 use octopush::publish::{self, PublishRequest, Published};
-use octopush::registry::{ClientOptions, RegistryClient};
+use octopush::registry::{ClientOptions, DockerConfig, RegistryClient};
 
 use crate::actions::{Env, Log, files};
 use crate::cli::RawInputs;
@@ -149,6 +149,10 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
     for (host, creds) in &p.credentials {
         client.set_credentials(host, creds.clone());
     }
+    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
+        let log = log.clone();
+        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
+    }
     let work = tempfile::tempdir().context("creating a work folder for layers")?;
     let labels = if config.apply_labels { meta.labels.clone() } else { meta.user_labels.clone() };
     let request = PublishRequest {
@@ -181,6 +185,32 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
     let result = publish::publish(&client, &request, log).await;
     log.end_group();
     Ok(result?)
+}
+
+/// The docker `config.json`, its secrets masked. Missing: none. Malformed: a warning naming it, and none, as the
+/// docker CLI does.
+fn load_docker_config(path: &Path, log: &Log) -> Option<DockerConfig> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            log.warning(&format!("Not using the docker config {}: {e}", path.display()));
+            return None;
+        }
+    };
+    match DockerConfig::parse(path, &bytes) {
+        Ok(config) => {
+            for secret in config.secrets() {
+                log.add_secret(secret);
+            }
+            log.debug(&format!("registry credentials may come from {}", path.display()));
+            Some(config)
+        }
+        Err(e) => {
+            log.warning(&format!("Not using the docker config: {e}"));
+            None
+        }
+    }
 }
 
 fn meta_outputs(meta: &Meta) -> Vec<(&'static str, String)> {

@@ -94,6 +94,10 @@ pub enum RegistryError {
 
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+
+    /// Credentials from a docker `config.json` could not be had (its credential helper failed).
+    #[error(transparent)]
+    DockerConfig(#[from] super::docker_config::DockerConfigError),
 }
 
 fn unauthorized(registry: &str, repository: &str, action: Action, username: Option<&str>) -> String {

@@ -13,6 +13,7 @@
 
 mod auth;
 mod blobs;
+mod docker_config;
 mod error;
 mod manifests;
 mod pull;
@@ -38,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use auth::{Challenge, Credentials, parse_challenges, repository_scope};
+pub use docker_config::{DockerConfig, DockerConfigError, IDENTITY_TOKEN_USER};
 pub use error::{Action, ErrorEntry, PUSH_PERMISSION_HINT, RegistryError, parse_envelope};
 pub use pull::{resolve_image, resolve_index};
 pub use push::{PushReport, push};
@@ -99,6 +101,8 @@ struct Inner {
     http: reqwest::Client,
     options: ClientOptions,
     credentials: Mutex<HashMap<String, Credentials>>,
+    /// Where hosts without explicit credentials get theirs (a docker `config.json`), looked up once per host.
+    docker_config: docker_config::Fallback,
     auth: token::AuthState,
     progress: std::sync::RwLock<Arc<dyn Progress>>,
     /// Hosts that have answered at least once: a connection error to them later is a drop, worth retrying.
@@ -156,6 +160,7 @@ impl RegistryClient {
                 http,
                 options,
                 credentials: Mutex::new(HashMap::new()),
+                docker_config: docker_config::Fallback::default(),
                 auth: token::AuthState::default(),
                 progress: std::sync::RwLock::new(Arc::new(Quiet)),
                 seen: Mutex::new(HashSet::new()),
@@ -198,7 +203,8 @@ impl RegistryClient {
 
     fn credentials(&self, name: &ImageName) -> Option<Credentials> {
         let m = self.inner.credentials.lock().ok()?;
-        m.get(&name.registry).or_else(|| m.get(name.api_host())).cloned()
+        let explicit = m.get(&name.registry).or_else(|| m.get(name.api_host())).cloned();
+        explicit.or_else(|| self.inner.docker_config.cached(&name.registry))
     }
 
     /// Plain HTTP for loopback hosts (as Docker does) and the configured insecure registries; HTTPS otherwise.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
 use super::auth::{Credentials, Scheme, sensitive};
@@ -122,6 +122,26 @@ pub(crate) async fn fetch_token(
              insecure registries"
         )));
     }
+    // An identity token (docker's `identitytoken`) is an OAuth2 refresh token: POSTed to the realm, as docker does.
+    if let Some(refresh) = req.creds.filter(|c| c.username == super::IDENTITY_TOKEN_USER) {
+        // Built in a block of its own: the serializer is not `Send`, so it must not live across an await.
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "refresh_token")
+                .append_pair("refresh_token", refresh.password.expose())
+                .append_pair("client_id", "octopush");
+            if let Some(s) = service {
+                form.append_pair("service", s);
+            }
+            if !req.scopes.is_empty() {
+                form.append_pair("scope", &req.scopes.join(" "));
+            }
+            form.finish()
+        };
+        let rb = http.post(url.clone()).timeout(timeout).header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let rb = rb.body(body);
+        return token_response(state, req, rb, &url, "POST").await;
+    }
     {
         let mut q = url.query_pairs_mut();
         if let Some(s) = service {
@@ -135,6 +155,18 @@ pub(crate) async fn fetch_token(
     if let Some(c) = req.creds {
         rb = rb.header(AUTHORIZATION, c.basic_header());
     }
+    token_response(state, req, rb, &url, "GET").await
+}
+
+/// Sends a token request and turns its answer into a cached token and the header to send.
+async fn token_response(
+    state: &AuthState,
+    req: &TokenRequest<'_>,
+    rb: reqwest::RequestBuilder,
+    url: &url::Url,
+    method: &str,
+) -> Result<HeaderValue, RegistryError> {
+    let protocol = |message: String| RegistryError::Protocol { registry: req.registry.to_string(), message };
     let resp = rb.send().await.map_err(|e| super::transport::classify(req.registry, "the token request", e, true))?;
     let status = resp.status().as_u16();
     let body = super::transport::read_capped(resp, 1 << 20)
@@ -168,7 +200,7 @@ pub(crate) async fn fetch_token(
             return Err(RegistryError::Registry {
                 registry: req.registry.to_string(),
                 status,
-                request: format!("GET {}", super::error::display_url(&url)),
+                request: format!("{method} {}", super::error::display_url(url)),
                 code,
                 message,
                 retry_after: None,
