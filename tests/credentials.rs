@@ -123,6 +123,20 @@ fn an_identity_token_is_used_as_a_refresh_token() {
     assert_masked(&result, token);
 }
 
+#[test]
+fn an_identity_token_for_a_password_registry_is_refused_clearly() {
+    let a = Registry::start(Mode::htpasswd("robot", PASS_A));
+    let base = push_busybox_base(&a, "base/busybox:1");
+    let token = "refresh-identity-token-for-a-basic-registry";
+    let config = serde_json::json!({"auths": {a.host(): {"identitytoken": token}}});
+    let result = step(&base.reference, &config).input("registry", a.host()).run();
+    result.assert_failure();
+    let errors: Vec<String> = result.commands().into_iter().filter(|(c, _)| c == "error").map(|(_, l)| l).collect();
+    assert_eq!(errors.len(), 1, "{}", result.dump());
+    assert!(errors[0].contains("identity token") && errors[0].contains("registry_auth"), "{errors:?}");
+    assert_no_secret(&result, token);
+}
+
 /// The base sits in registry A (credentials from config.json), the target is registry B (credentials from the
 /// `registry_auth` input, which beats the wrong ones config.json has for B). B cannot mount from A, so every base
 /// layer is streamed from A into B: one GET each at A, an upload at B, never a mount.

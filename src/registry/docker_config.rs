@@ -211,7 +211,13 @@ impl DockerConfig {
                 _ => fail(format!("cannot start {program}: {e}")),
             })?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(server.as_bytes()).await.map_err(|e| fail(format!("writing to it: {e}")))?;
+            // A helper may exit without reading (a failing one often does): its exit status says what happened.
+            match stdin.write_all(server.as_bytes()).await {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(fail(format!("writing to it: {e}")));
+                }
+                _ => {}
+            }
         }
         let out = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
             .await

@@ -95,6 +95,13 @@ pub enum RegistryError {
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
 
+    #[error(
+        "the docker config gives {registry} an identity token, but {registry} asks for a user name and password \
+         (Basic auth), which an identity token cannot stand for: log in to it with a password \
+         (`docker login {registry}`), or give its credentials in `registry_auth`"
+    )]
+    IdentityTokenWithBasic { registry: String },
+
     /// Credentials from a docker `config.json` could not be had (its credential helper failed).
     #[error(transparent)]
     DockerConfig(#[from] super::docker_config::DockerConfigError),

@@ -128,6 +128,11 @@ impl RegistryClient {
     ) -> Result<Option<HeaderValue>, RegistryError> {
         let host = t.name.api_host().to_ascii_lowercase();
         let state = &self.inner.auth;
+        if let (Some(Scheme::Basic), Some(c)) = (state.scheme(&host), creds) {
+            if c.username == super::IDENTITY_TOKEN_USER {
+                return Err(RegistryError::IdentityTokenWithBasic { registry: t.name.registry.clone() });
+            }
+        }
         if let Some(h) = state.cached_header(&host, &t.scopes, creds) {
             return Ok(Some(h));
         }
