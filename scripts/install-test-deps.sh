@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real servers and peer tools the integration tests start (see tests/common/): Debian's CNCF
-# distribution registry, skopeo, umoci, buildah, busybox-static, htpasswd, jq, Docker Engine, python3 with
+# distribution registry, skopeo, umoci, buildah, busybox-static, htpasswd, jq, zstd (reads zstd layers), Docker Engine, python3 with
 # `cryptography` (the test token issuer) and act (end-to-end runs of the action). Idempotent and quick when
 # everything is already there: apt-get update runs only if a package is missing. Works as root or through sudo.
 set -euo pipefail
@@ -44,6 +44,7 @@ packages=(
   "busybox-static:busybox"
   "apache2-utils:htpasswd"
   "jq:jq"
+  "zstd:zstd"
   "docker.io:dockerd"
   "curl:curl"
   "openssl:openssl"

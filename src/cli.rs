@@ -162,6 +162,20 @@ pub const INPUTS: &[InputDef] = &[
     ),
     input("ca_file", Text, Publish, None, "PEM file of extra CA certificates to trust for the registry"),
     input("jobs", Text, Publish, Some("4"), "Blobs transferred at once"),
+    input(
+        "cache_dir",
+        Text,
+        Publish,
+        None,
+        "Layer cache: unchanged COPY/ADD layers are reused, not recompressed. Default `$XDG_CACHE_HOME/octopush`, else `~/.cache/octopush`; `false` turns it off",
+    ),
+    input(
+        "compression",
+        Text,
+        Publish,
+        Some("gzip"),
+        "Layer compression: `gzip` (every registry and runtime reads it) or `zstd` (smaller and faster; containerd 1.5+, podman and recent Docker pull it)",
+    ),
 ];
 
 pub fn command() -> Command {

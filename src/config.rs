@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use octopush::build::Compression;
 use octopush::image::{ImageName, Platform};
 use octopush::meta::{GitContext, MetaInputs};
 use octopush::registry::Credentials;
@@ -68,6 +69,9 @@ pub struct PublishConfig {
     pub docker_config: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub jobs: usize,
+    /// The layer cache directory (`None`: off).
+    pub cache_dir: Option<PathBuf>,
+    pub compression: Compression,
     /// `--example`: the embedded example replaces the context and Dockerfile.
     pub example: bool,
 }
@@ -305,6 +309,22 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
             .filter(|n| (1..=64).contains(n))
             .ok_or_else(|| bad("jobs", format!("`{j}` is not a number from 1 to 64")))?,
     };
+    let cache_dir = match raw.get("cache_dir").map(str::trim) {
+        Some("false") => None,
+        Some(dir) => Some(resolve(dir)),
+        None => env
+            .non_empty("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env.non_empty("HOME").map(|h| Path::new(h).join(".cache")))
+            .filter(|d| d.is_absolute())
+            .map(|d| d.join("octopush")),
+    };
+    let compression = match raw.get("compression").map(str::trim) {
+        None => Compression::default(),
+        Some(c) => Compression::parse(&c.to_ascii_lowercase()).ok_or_else(|| {
+            bad("compression", format!("`{c}` is not a layer compression: use {}", Compression::NAMES.join(" or ")))
+        })?,
+    };
     Ok(PublishConfig {
         targets,
         context,
@@ -322,6 +342,8 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
             .or_else(|| env.non_empty("HOME").map(|h| Path::new(h).join(".docker").join("config.json"))),
         ca_file: raw.get("ca_file").map(|c| resolve(c.trim())),
         jobs,
+        cache_dir,
+        compression,
         example: raw.example,
     })
 }
@@ -455,6 +477,15 @@ mod tests {
         assert!(e.starts_with("input `output`:") && e.contains("`platforms`") && e.contains("oci:DIR"), "{e}");
         let e = parse(&[("repository", "a/b"), ("output", "docker-archive:")], &ws).unwrap_err().to_string();
         assert!(e.contains("docker-archive:FILE"), "{e}");
+    }
+
+    #[test]
+    fn compression_is_gzip_or_zstd() {
+        assert_eq!(parse(&[("repository", "a/b")], &[]).unwrap().publish.compression, Compression::Gzip);
+        let zstd = parse(&[("repository", "a/b"), ("compression", " ZSTD ")], &[]).unwrap();
+        assert_eq!(zstd.publish.compression, Compression::Zstd);
+        let e = parse(&[("repository", "a/b"), ("compression", "xz")], &[]).unwrap_err().to_string();
+        assert!(e.contains("`compression`") && e.contains("`xz`") && e.contains("gzip or zstd"), "{e}");
     }
 
     #[test]

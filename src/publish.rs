@@ -1,13 +1,20 @@
 //! The publish pipeline: build an [`Artifact`] natively (bases resolved from registries, never downloaded), then
 //! send the same value to every place asked for: each target registry (one push, many tags) and an OCI layout.
+//!
+//! Uploads overlap the build ([`push_while`]): each layer of the final image goes to every target as soon as it
+//! is written, while later layers still compress; the push that follows the build finds them done (they are
+//! neither asked for nor counted twice) and sends the rest (base layers, configs), then the manifests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
 use std::path::{Path, PathBuf};
 
-use crate::build::{self, BaseResolver, BuildError, BuildOptions};
+use crate::build::{self, BaseResolver, BuildError, BuildOptions, LayerSink};
 use crate::image::{Artifact, Blob, BlobSource, Digest, Image, ImageName, ImageRef, Platform, RawManifest};
 use crate::progress::Progress;
-use crate::registry::{self, PushReport, RegistryClient, RegistryError};
+use crate::registry::{self, BlobOutcome, PushReport, RegistryClient, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -85,7 +92,10 @@ pub async fn publish(
     req: &PublishRequest,
     progress: &dyn Progress,
 ) -> Result<Published, PublishError> {
-    let artifact = build::build(&req.build, &RegistryBases(client), progress).await?;
+    let bases = RegistryBases(client);
+    let (artifact, ahead) =
+        push_while(client, &req.targets, progress, |sink| build::build_with_sink(&req.build, &bases, progress, sink))
+            .await?;
     let artifact = with_annotations(artifact, &req.annotations, &req.index_annotations);
     let manifest = artifact.manifest();
     let images = artifact.images();
@@ -107,8 +117,8 @@ pub async fn publish(
         bytes_uploaded: 0,
         reports: Vec::new(),
     };
-    for target in &req.targets {
-        let report = registry::push(client, target, &artifact, &req.tags, progress).await?;
+    for (target, done) in req.targets.iter().zip(&ahead) {
+        let report = registry::push_after(client, target, &artifact, &req.tags, done, progress).await?;
         published.uploaded += report.uploaded;
         published.mounted += report.mounted;
         published.skipped += report.skipped;
@@ -135,6 +145,50 @@ pub async fn publish(
         progress.info(&format!("wrote the docker archive {}", out.path.display()));
     }
     Ok(published)
+}
+
+/// Runs `build` (which sends each layer blob to the sink it is given, as [`build::build_with_sink`] does) while
+/// pushing every blob it sends to each of `targets`, the client's `jobs` at a time, each distinct blob once per
+/// target. Returns the build's value and, per target (same order), what was done for each blob. The first error
+/// of either side ends both (an upload error does not wait for the build to finish); with no targets, the build
+/// runs alone.
+pub async fn push_while<T, F, Fut>(
+    client: &RegistryClient,
+    targets: &[ImageName],
+    progress: &dyn Progress,
+    build: F,
+) -> Result<(T, Vec<BTreeMap<Digest, BlobOutcome>>), PublishError>
+where
+    F: FnOnce(Option<LayerSink>) -> Fut,
+    Fut: Future<Output = Result<T, BuildError>>,
+{
+    if targets.is_empty() {
+        return Ok((build(None).await?, Vec::new()));
+    }
+    let (sink, blobs) = tokio::sync::mpsc::unbounded_channel::<Blob>();
+    // The sink moves into the build and is dropped when it ends, which ends the stream of blobs below.
+    let building = async { build(Some(sink)).await.map_err(PublishError::from) };
+    let pushing = async {
+        let mut seen = BTreeSet::new();
+        let received = stream::unfold(blobs, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        let jobs = received
+            .filter(move |b| std::future::ready(seen.insert(b.descriptor.digest.clone())))
+            .flat_map(|b| stream::iter((0..targets.len()).map(move |i| (i, b.clone()))));
+        let results: Vec<(usize, Digest, BlobOutcome)> = jobs
+            .map(|(i, blob)| async move {
+                let outcome = registry::push_blob_to(client, &targets[i], &blob, progress).await?;
+                Ok::<_, PublishError>((i, blob.descriptor.digest, outcome))
+            })
+            .buffer_unordered(client.options().jobs)
+            .try_collect()
+            .await?;
+        let mut done = vec![BTreeMap::new(); targets.len()];
+        for (i, digest, outcome) in results {
+            done[i].insert(digest, outcome);
+        }
+        Ok(done)
+    };
+    tokio::try_join!(building, pushing)
 }
 
 /// Manifest annotations go on every image manifest; index annotations on the index, when there is one.

@@ -153,7 +153,12 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
         let log = log.clone();
         client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
     }
-    let work = tempfile::tempdir().context("creating a work folder for layers")?;
+    // Inside the cache directory when there is one, so new layers are hard-linked into it rather than copied.
+    let work = match p.cache_dir.as_deref().map(|d| std::fs::create_dir_all(d).map(|_| d)) {
+        Some(Ok(dir)) => tempfile::Builder::new().prefix("work-").tempdir_in(dir),
+        _ => tempfile::tempdir(),
+    }
+    .context("creating a work folder for layers")?;
     let labels = if config.apply_labels { meta.labels.clone() } else { meta.user_labels.clone() };
     let request = PublishRequest {
         build: octopush::build::BuildOptions {
@@ -165,6 +170,8 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
             labels,
             source_date_epoch: Some(created),
             work_dir: work.path().to_path_buf(),
+            cache_dir: p.cache_dir.clone(),
+            compression: p.compression,
         },
         targets: if p.push { p.targets.clone() } else { Vec::new() },
         tags: meta.tag_names.clone(),

@@ -8,6 +8,8 @@
 
 mod archive;
 mod base_files;
+mod cache;
+mod compress;
 mod config;
 mod context;
 mod copy;
@@ -28,6 +30,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use cache::{DEFAULT_MAX_BYTES as DEFAULT_CACHE_BYTES, LayerCache};
+pub use compress::Compression;
 pub use error::BuildError;
 pub use ignore::{PatternMatcher, read_ignore_file};
 
@@ -53,6 +57,11 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// Where layer files are written; the caller owns it and keeps it until the image is pushed.
     pub work_dir: PathBuf,
+    /// A [`LayerCache`] directory: layers whose inputs have not changed since a build recorded them are taken
+    /// from it instead of being written again. `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// How layers are compressed (the bytes, and so the digests, differ per codec).
+    pub compression: Compression,
 }
 
 /// Turns a `FROM` reference into an image whose layers stay in the registry.
@@ -84,11 +93,28 @@ impl BaseResolver for ScratchOnly {
     }
 }
 
+/// Receives the blob of every layer of the final image as soon as it is written, while later layers are still
+/// being compressed, so a publisher can start uploading it ([`build_with_sink`]). The same blob can come twice
+/// (a layer shared by two platforms); layers of stages the image is not built from (a `COPY --from` source
+/// stage) are not sent.
+pub type LayerSink = tokio::sync::mpsc::UnboundedSender<Blob>;
+
 /// Builds the target stage for every platform: one image, or an index when several platforms are asked for.
 pub async fn build<R: BaseResolver>(
     opts: &BuildOptions,
     bases: &R,
     progress: &dyn Progress,
+) -> Result<Artifact, BuildError> {
+    build_with_sink(opts, bases, progress, None).await
+}
+
+/// [`build`], sending each layer to `sink` when it is committed. The sink is dropped when the build ends (with
+/// or without an error), which closes the channel.
+pub async fn build_with_sink<R: BaseResolver>(
+    opts: &BuildOptions,
+    bases: &R,
+    progress: &dyn Progress,
+    sink: Option<LayerSink>,
 ) -> Result<Artifact, BuildError> {
     let text = tokio::fs::read_to_string(&opts.dockerfile)
         .await
@@ -113,6 +139,17 @@ pub async fn build<R: BaseResolver>(
     if let Some(dup) = platforms.iter().enumerate().find(|(i, p)| platforms[..*i].contains(p)) {
         return Err(BuildError::Options(format!("the platform {} is listed twice", dup.1)));
     }
+    let cache = match &opts.cache_dir {
+        None => None,
+        Some(dir) => match LayerCache::open(dir, cache::DEFAULT_MAX_BYTES) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                progress.warning(&format!("the layer cache {} cannot be used, building without it: {e}", dir.display()));
+                None
+            }
+        },
+    };
+    let layers = Arc::new(cache::LayerStore::new(cache));
     let mut images = Vec::new();
     let mut used_args = BTreeSet::new();
     for platform in &platforms {
@@ -120,7 +157,17 @@ pub async fn build<R: BaseResolver>(
             progress.info(&format!("building for {platform}"));
         }
         let env =
-            stage::Env { opts, df: &df, file: &label, ctx: ctx.clone(), progress, created: &created, now: timestamp };
+            stage::Env {
+            opts,
+            df: &df,
+            file: &label,
+            ctx: ctx.clone(),
+            progress,
+            created: &created,
+            now: timestamp,
+            layers: layers.clone(),
+            layer_sink: sink.as_ref(),
+        };
         let (image, used) = stage::Evaluator::new(env, bases, platform.clone()).run(target).await?;
         used_args.extend(used);
         images.push(image);

@@ -42,7 +42,7 @@ pub use auth::{Challenge, Credentials, parse_challenges, repository_scope};
 pub use docker_config::{DockerConfig, DockerConfigError, IDENTITY_TOKEN_USER};
 pub use error::{Action, ErrorEntry, PUSH_PERMISSION_HINT, RegistryError, parse_envelope};
 pub use pull::{resolve_image, resolve_index};
-pub use push::{PushReport, push};
+pub use push::{BlobOutcome, PushReport, push, push_after, push_blob_to};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use upload::{resolve_location, with_digest};
 

@@ -30,9 +30,13 @@ pub struct PushReport {
     pub tags: Vec<String>,
 }
 
-enum Outcome {
+/// What was done for one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// It was there already.
     Skipped,
     Mounted,
+    /// Uploaded (or copied from another registry), with its size.
     Uploaded(u64),
 }
 
@@ -42,6 +46,31 @@ pub async fn push(
     target: &ImageName,
     artifact: &Artifact,
     tags: &[String],
+    progress: &dyn Progress,
+) -> Result<PushReport, RegistryError> {
+    push_after(client, target, artifact, tags, &BTreeMap::new(), progress).await
+}
+
+/// One blob to `target` as [`push`] sends each (HEAD, else mount, else upload), for blobs pushed ahead of the
+/// rest (layers uploaded while the build goes on). Safe to run beside a push of the same client: the same blob
+/// to the same repository is never in flight twice.
+pub async fn push_blob_to(
+    client: &RegistryClient,
+    target: &ImageName,
+    blob: &Blob,
+    progress: &dyn Progress,
+) -> Result<BlobOutcome, RegistryError> {
+    push_blob(client, &Target::new(target, Action::Push), blob, progress).await
+}
+
+/// [`push`], where the blobs in `done` were already pushed to `target` ([`push_blob_to`]): they are not asked
+/// for again, and the report counts them by what was done then.
+pub async fn push_after(
+    client: &RegistryClient,
+    target: &ImageName,
+    artifact: &Artifact,
+    tags: &[String],
+    done: &BTreeMap<Digest, BlobOutcome>,
     progress: &dyn Progress,
 ) -> Result<PushReport, RegistryError> {
     if let Some(bad) = tags.iter().find(|t| !is_valid_tag(t)) {
@@ -54,11 +83,14 @@ pub async fn push(
         }
     }
     let t = Target::new(target, Action::Push);
-    let outcomes: Vec<Outcome> = stream::iter(blobs.values())
+    let mut outcomes: Vec<BlobOutcome> = blobs.keys().filter_map(|d| done.get(d).copied()).collect();
+    let todo: Vec<&Blob> = blobs.values().filter(|b| !done.contains_key(&b.descriptor.digest)).collect();
+    let pushed: Vec<BlobOutcome> = stream::iter(todo)
         .map(|b| push_blob(client, &t, b, progress))
         .buffer_unordered(client.options().jobs)
         .try_collect()
         .await?;
+    outcomes.extend(pushed);
 
     let children: Vec<RawManifest> = match artifact {
         Artifact::Image(_) => Vec::new(),
@@ -102,9 +134,9 @@ pub async fn push(
     };
     for o in outcomes {
         match o {
-            Outcome::Skipped => report.skipped += 1,
-            Outcome::Mounted => report.mounted += 1,
-            Outcome::Uploaded(n) => {
+            BlobOutcome::Skipped => report.skipped += 1,
+            BlobOutcome::Mounted => report.mounted += 1,
+            BlobOutcome::Uploaded(n) => {
                 report.uploaded += 1;
                 report.bytes_uploaded += n;
             }
@@ -119,7 +151,7 @@ async fn push_blob(
     t: &Target,
     blob: &Blob,
     progress: &dyn Progress,
-) -> Result<Outcome, RegistryError> {
+) -> Result<BlobOutcome, RegistryError> {
     let lock = client.blob_lock(&t.name, &blob.descriptor.digest);
     let result = {
         let _only_one = lock.lock().await;
@@ -136,11 +168,11 @@ async fn push_blob_locked(
     t: &Target,
     blob: &Blob,
     progress: &dyn Progress,
-) -> Result<Outcome, RegistryError> {
+) -> Result<BlobOutcome, RegistryError> {
     let d = &blob.descriptor;
     if client.blob_exists_as(t, &d.digest).await? {
         progress.info(&format!("exists {} ({})", short(&d.digest), human_bytes(d.size)));
-        return Ok(Outcome::Skipped);
+        return Ok(BlobOutcome::Skipped);
     }
     let mut session = None;
     if let BlobSource::Registry(from) = &blob.source {
@@ -153,7 +185,7 @@ async fn push_blob_locked(
                         from.repository,
                         human_bytes(d.size)
                     ));
-                    return Ok(Outcome::Mounted);
+                    return Ok(BlobOutcome::Mounted);
                 }
                 Ok(Mount::Refused(s)) => {
                     progress.debug(&format!(
@@ -193,7 +225,7 @@ async fn push_blob_locked(
     }
     let verb = if matches!(blob.source, BlobSource::Registry(_)) { "copied" } else { "uploaded" };
     progress.info(&format!("{verb} {} ({})", short(&d.digest), human_bytes(d.size)));
-    Ok(Outcome::Uploaded(d.size))
+    Ok(BlobOutcome::Uploaded(d.size))
 }
 
 /// `sha256:0123456789ab…`, as progress lines show digests.

@@ -48,6 +48,7 @@ fn package_of(tool: &str) -> &'static str {
         "busybox" => "busybox-static",
         "htpasswd" => "apache2-utils",
         "jq" => "jq",
+        "zstd" => "zstd",
         "dockerd" | "docker" | "containerd" | "runc" => "docker.io",
         "curl" => "curl",
         "openssl" => "openssl",

@@ -37,13 +37,15 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             return Ok(());
         }
         let work_dir = self.env.opts.work_dir.clone();
+        let layers = self.env.layers.clone();
+        let compression = self.env.opts.compression;
         let (entries, layer) =
-            tokio::task::spawn_blocking(move || write_layer(&entries, &work_dir).map(|l| (entries, l)))
+            tokio::task::spawn_blocking(move || layers.write(&entries, &work_dir, compression).map(|l| (entries, l)))
                 .await
                 .map_err(|e| BuildError::Options(format!("the layer writer stopped: {e}")))?
                 .map_err(|e| self.err(line, "WORKDIR", format!("WORKDIR {wd}: writing the layer: {e}")))?;
         st.fs.apply(&entries);
-        self.commit_layer(st, layer, format!("WORKDIR {wd}"));
+        self.commit_cached(st, layer, format!("WORKDIR {wd}"));
         Ok(())
     }
 
@@ -170,12 +172,16 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             work_dir: self.env.opts.work_dir.clone(),
         };
         let tree = std::mem::take(&mut st.fs);
+        let layers = self.env.layers.clone();
+        let compression = self.env.opts.compression;
         let outcome = tokio::task::spawn_blocking(move || {
             let planned = match job.plan(&tree) {
                 Ok(p) => p,
                 Err(m) => return (tree, Err(m)),
             };
-            let layer = write_layer(&planned.entries, &job.work_dir).map_err(|e| format!("writing the layer: {e}"));
+            let layer = layers
+                .write(&planned.entries, &job.work_dir, compression)
+                .map_err(|e| format!("writing the layer: {e}"));
             (tree, layer.map(|l| (planned, l)))
         })
         .await
@@ -187,7 +193,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             self.env.progress.warning(&format!("{}:{line}: {kw} {w}", self.env.file));
         }
         st.fs.apply(&planned.entries);
-        self.commit_layer(st, layer, created_by);
+        self.commit_cached(st, layer, created_by);
         Ok(())
     }
 

@@ -12,11 +12,11 @@ mod layers;
 pub(crate) use args::{global_args, host_platform};
 
 use crate::build::base_files::BaseFiles;
+use crate::build::cache::{Cached, Hit, LayerStore};
 use crate::build::config;
 use crate::build::context::Context;
 use crate::build::copy::{CopyJob, Policy, Source, mkdir_entries};
 use crate::build::fs::{FsTree, normalize_in_root};
-use crate::build::layer::write_layer;
 use crate::build::{BaseResolver, BuildError, BuildOptions};
 use crate::dockerfile::shell::{Lexer, NoVars};
 use crate::dockerfile::{self, Arg, CopyArgs, Dockerfile, Instruction, InstructionKind};
@@ -32,6 +32,9 @@ pub(crate) struct Env<'a> {
     pub progress: &'a dyn Progress,
     pub created: &'a str,
     pub now: i64,
+    pub layers: Arc<LayerStore>,
+    /// Gets each layer of the stages the final image is built from, when committed.
+    pub layer_sink: Option<&'a crate::build::LayerSink>,
 }
 
 /// A stage being evaluated.
@@ -77,6 +80,8 @@ pub(crate) struct Evaluator<'a, R> {
     current: usize,
     /// Files read from base layers (`--chown=name` over a registry base).
     base_files: BaseFiles,
+    /// The stages whose layers are the final image's: the target and the stages it is FROM, transitively.
+    in_image: Vec<bool>,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -96,6 +101,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             platform,
             current: 0,
             base_files: BaseFiles::default(),
+            in_image: Vec::new(),
         }
     }
 
@@ -104,6 +110,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         self.global = global_args(self.env.df, self.env.opts, &self.platform, &host_platform(), &mut self.used)
             .map_err(|(line, m)| self.err(line, "ARG", m))?;
         let needed = self.needed(target);
+        self.in_image = self.image_chain(target);
         // A RUN in a needed stage fails the build: say so before resolving bases or writing any layer.
         let first_run = (0..=target)
             .filter(|i| needed[*i])
@@ -158,6 +165,18 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             }
         }
         needed
+    }
+
+    /// The target and the stages it is built FROM, transitively (not `COPY --from` sources).
+    fn image_chain(&self, target: usize) -> Vec<bool> {
+        let stages = &self.env.df.stages;
+        let mut chain = vec![false; stages.len()];
+        let mut next = Some(target);
+        while let Some(i) = next.filter(|&i| !std::mem::replace(&mut chain[i], true)) {
+            let base = self.expand(&stages[i].base, &self.global).unwrap_or_default().to_ascii_lowercase();
+            next = stages[..i].iter().rposition(|s| s.name.as_deref() == Some(base.as_str()));
+        }
+        chain
     }
 
     async fn stage(&mut self, i: usize) -> Result<Done, BuildError> {
@@ -278,7 +297,31 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             "layer {} ({} bytes compressed, diff_id {})",
             layer.blob.descriptor.digest, layer.blob.descriptor.size, layer.diff_id
         ));
+        if let Some(sink) = self.env.layer_sink.filter(|_| self.in_image.get(self.current) == Some(&true)) {
+            // A closed sink (the publisher stopped on an error) is not the build's concern.
+            let _ = sink.send(layer.blob.clone());
+        }
         st.image = image.with_layer(layer, h);
+    }
+
+    /// Commits a layer from the [`LayerStore`], saying when it was not written.
+    fn commit_cached(&self, st: &mut State, cached: Cached, created_by: String) {
+        if let Some(w) = &cached.warning {
+            self.env.progress.warning(w);
+        }
+        let from = match cached.hit {
+            None => None,
+            Some(Hit::Cache) => Some("from the cache"),
+            Some(Hit::Build) => Some("already written for another platform"),
+        };
+        if let Some(from) = from {
+            self.env.progress.info(&format!(
+                "{}: unchanged, layer {} {from}",
+                created_by.trim_end_matches(" # buildkit"),
+                cached.layer.blob.descriptor.digest
+            ));
+        }
+        self.commit_layer(st, cached.layer, created_by);
     }
 
     fn commit_empty(&self, st: &mut State, created_by: String) {

@@ -2,6 +2,7 @@
 //! layer files written and check their entries, the config, the history and the digests.
 
 mod base_files;
+mod cache;
 mod layers;
 mod stages;
 
@@ -55,6 +56,8 @@ impl Fixture {
             labels: BTreeMap::new(),
             source_date_epoch: Some(EPOCH),
             work_dir: self.work.clone(),
+            cache_dir: None,
+            compression: crate::build::Compression::Gzip,
         }
     }
 }
