@@ -85,6 +85,16 @@ impl BaseResolver for RegistryBases<'_> {
         self.0.fetch_blob_to_file(name, &blob.descriptor, dest).await.map_err(|e| BuildError::base(name, e))?;
         Ok(())
     }
+
+    async fn fetch_url(&self, url: &str, dest: &Path) -> Result<build::Fetched, BuildError> {
+        let fail = |message: String| BuildError::Fetch { url: url.to_string(), message };
+        let client = reqwest::Client::builder()
+            .user_agent(self.0.options().user_agent.clone())
+            .connect_timeout(self.0.options().connect_timeout)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        build::fetch::fetch_http(&client, url, dest).await.map_err(fail)
+    }
 }
 
 pub async fn publish(

@@ -269,3 +269,59 @@ fn copy_from_an_image_reference() {
         "{text}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. ADD <url>.
+
+/// `python3 -m http.server` on a free port of 127.0.0.1 serving `dir`; killed on drop.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn start(dir: &std::path::Path) -> HttpServer {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(common::tool("python3"))
+            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start python3 -m http.server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+        let port = line.split_whitespace().nth(5).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+        HttpServer { child, port }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn add_url_with_checksum() {
+    let registry = Registry::start(Mode::Anonymous);
+    let served = tempfile::tempdir().expect("tempdir");
+    std::fs::write(served.path().join("tool.tar.gz"), gz_tar(&[E::File("inside", "x\n")]).0).expect("write");
+    let server = HttpServer::start(served.path());
+    let url = format!("http://127.0.0.1:{}/tool.tar.gz", server.port);
+    let sum = common::sha256_digest(&std::fs::read(served.path().join("tool.tar.gz")).expect("read"));
+    let df = format!("FROM scratch\nADD --checksum={sum} {url} /opt/\n");
+    publish(&registry, "feat/add-url", df).run().assert_success();
+    let pushed = pushed_layers(&registry, "feat/add-url", "1");
+    let tool = find(&pushed[0], "opt/tool.tar.gz");
+    assert_eq!((tool.kind, tool.mode, tool.uid, tool.mtime), (tar::EntryType::Regular, 0o600, 0, 1_700_000_000));
+    assert_eq!(tool.data, std::fs::read(served.path().join("tool.tar.gz")).expect("read"), "kept as fetched");
+
+    let wrong = common::sha256_digest(b"something else");
+    let result =
+        publish(&registry, "feat/add-url-bad", format!("FROM scratch\nADD --checksum={wrong} {url} /opt/\n")).run();
+    result.assert_failure();
+    let text = result.dump();
+    assert!(text.contains("Dockerfile:2:") && text.contains(&wrong) && text.contains(&sum), "{text}");
+}

@@ -51,6 +51,8 @@ pub(crate) struct CopyJob {
     pub sources: Vec<String>,
     /// Inline files: name and (expanded) bytes.
     pub heredocs: Vec<(String, Vec<u8>)>,
+    /// ADD's URL downloads: file name (the URL path's last segment) and entry (contents in the work directory).
+    pub downloads: Vec<(String, Node)>,
     pub dest: String,
     pub workdir: String,
     pub excludes: Vec<String>,
@@ -165,7 +167,15 @@ impl CopyJob {
                 items: vec![Item { rel: String::new(), node, inode: None }],
             });
         }
-        if (self.sources.len() + self.heredocs.len() > 1 || roots.len() + archives.len() > 1) && !dest_is_dir {
+        for (name, node) in &self.downloads {
+            roots.push(Root {
+                is_dir: false,
+                name: name.clone(),
+                items: vec![Item { rel: String::new(), node: node.clone(), inode: None }],
+            });
+        }
+        let given = self.sources.len() + self.heredocs.len() + self.downloads.len();
+        if (given > 1 || roots.len() + archives.len() > 1) && !dest_is_dir {
             return Err(format!(
                 "When using {} with more than one source file, the destination must be a directory and end with a /: write `{}/`",
                 self.keyword, self.dest

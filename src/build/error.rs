@@ -30,6 +30,10 @@ pub enum BuildError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// An ADD URL could not be fetched.
+    #[error("fetching {url}: {message}")]
+    Fetch { url: String, message: String },
+
     /// Reading the Dockerfile, the context or the ignore file, or writing a layer.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -14,6 +14,7 @@ mod config;
 mod context;
 mod copy;
 mod error;
+pub mod fetch;
 mod fs;
 mod image_fs;
 pub mod ignore;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 pub use cache::{DEFAULT_MAX_BYTES as DEFAULT_CACHE_BYTES, LayerCache};
 pub use compress::Compression;
 pub use error::BuildError;
+pub use fetch::Fetched;
 pub use ignore::{PatternMatcher, read_ignore_file};
 
 use crate::dockerfile::{self, Dockerfile, shell::Lexer};
@@ -71,6 +73,9 @@ pub trait BaseResolver: Sync {
     /// Downloads a base layer's blob to `dest`, checking its digest. Used only when a file must be read from
     /// the base (`--chown=name`, `COPY --from=image`).
     fn fetch_blob(&self, blob: &Blob, dest: &Path) -> impl Future<Output = Result<(), BuildError>> + Send;
+    /// Fetches an ADD URL into `dest` (a file in the work directory), hashing it ([`fetch::fetch_http`] does it
+    /// over HTTP).
+    fn fetch_url(&self, url: &str, dest: &Path) -> impl Future<Output = Result<Fetched, BuildError>> + Send;
 }
 
 /// A resolver for Dockerfiles that only build `FROM scratch`: any registry base is an error.
@@ -90,6 +95,10 @@ impl BaseResolver for ScratchOnly {
             blob.descriptor.digest.as_str(),
             "no registry access is configured for this build (only FROM scratch works)",
         ))
+    }
+
+    async fn fetch_url(&self, url: &str, _: &Path) -> Result<Fetched, BuildError> {
+        Err(BuildError::Fetch { url: url.to_string(), message: "no network access is configured for this build".into() })
     }
 }
 

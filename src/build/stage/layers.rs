@@ -2,8 +2,10 @@
 //! written on a blocking thread so no layer is held in memory and the runtime is not stalled.
 
 use super::*;
+use crate::build::fetch::{parse_checksum, url_file_name};
+use crate::build::fs::{Content, Kind, Node};
 use crate::build::image_fs::unpack_image;
-use crate::image::{BlobSource, Layer};
+use crate::image::{BlobSource, Digest, Layer};
 
 impl<R: BaseResolver> Evaluator<'_, R> {
     pub(super) async fn workdir(&mut self, st: &mut State, path: &str, line: usize) -> Result<(), BuildError> {
@@ -95,15 +97,24 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         let kw = if is_add { "ADD" } else { "COPY" };
         let fail = |m: String| self.err(line, kw, format!("{kw} {m}"));
         let mut sources = Vec::new();
+        let mut urls = Vec::new();
         for s in &c.sources {
             let e = self.expand(s, &st.vars).map_err(&fail)?;
-            if e.starts_with("http://") || e.starts_with("https://") || e.starts_with("git@") {
+            if e.starts_with("http://") || e.starts_with("https://") {
+                if !is_add {
+                    return Err(fail(format!(
+                        "{e}: COPY does not fetch URLs (source can't be a URL for COPY); use ADD"
+                    )));
+                }
+                urls.push(e);
+            } else if e.starts_with("git@") || e.starts_with("git://") {
                 return Err(fail(format!(
-                    "{e}: fetching URLs and git repositories is not supported by the native builder yet; download it in \
-                     a workflow step and COPY it from the context"
+                    "{e}: fetching git repositories is not supported by the native builder yet; check it out in a \
+                     workflow step and COPY it from the context"
                 )));
+            } else {
+                sources.push(e);
             }
-            sources.push(e);
         }
         let dest = self.expand(&c.dest, &st.vars).map_err(&fail)?;
         if c.parents {
@@ -111,8 +122,30 @@ impl<R: BaseResolver> Evaluator<'_, R> {
                 "--parents is not supported by the native builder yet; copy each directory to its place".into(),
             ));
         }
-        if c.checksum.is_some() || c.keep_git_dir.is_some() {
-            return Err(fail("--checksum and --keep-git-dir apply to URL and git sources, which the native builder does not fetch yet".into()));
+        let checksum = match &c.checksum {
+            None => None,
+            Some(spec) => {
+                let spec = self.expand(spec, &st.vars).map_err(&fail)?;
+                // BuildKit's checks, in its order.
+                if !is_add {
+                    return Err(fail(format!("--checksum={spec}: checksum can't be specified for COPY; use ADD")));
+                }
+                if c.sources.len() != 1 {
+                    return Err(fail(format!("--checksum={spec}: checksum can't be specified for multiple sources")));
+                }
+                if urls.is_empty() {
+                    return Err(fail(format!(
+                        "--checksum={spec}: checksum can't be specified for non-HTTP(S) sources; it checks the download \
+                         of an http:// or https:// URL"
+                    )));
+                }
+                Some(parse_checksum(&spec).map_err(&fail)?)
+            }
+        };
+        if c.keep_git_dir.is_some() {
+            return Err(fail(
+                "--keep-git-dir applies to git sources, which the native builder does not fetch yet".into(),
+            ));
         }
         let chown = match &c.chown {
             None => None,
@@ -135,6 +168,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
                 None => self.copy_source_image(from, &st.image.platform()).await.map_err(&fail)?,
             },
         };
+        let downloads = self.download(&urls, checksum.as_ref(), &fail).await?;
         let heredoc_lexer = Lexer { skip_quotes: true, ..Lexer::new('\\') };
         let mut heredocs = Vec::new();
         for h in &c.heredocs {
@@ -151,8 +185,8 @@ impl<R: BaseResolver> Evaluator<'_, R> {
                 created_by.push_str(&format!(" --{flag}={}", self.expand(v, &st.vars).unwrap_or_else(|_| v.clone())));
             }
         }
-        for s in &sources {
-            created_by.push_str(&format!(" {s}"));
+        for s in &c.sources {
+            created_by.push_str(&format!(" {}", self.expand(s, &st.vars).unwrap_or_else(|_| s.clone())));
         }
         for h in &c.heredocs {
             created_by.push_str(&format!(" <<{}", h.name));
@@ -164,6 +198,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             source,
             sources,
             heredocs,
+            downloads,
             dest,
             workdir,
             excludes: c.exclude.clone(),
@@ -195,6 +230,43 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         st.fs.apply(&planned.entries);
         self.commit_cached(st, layer, created_by);
         Ok(())
+    }
+
+    /// ADD's URLs, each fetched into a file of the work directory and checked against `--checksum`: entries as
+    /// BuildKit makes them (mode 0600, root, mtime from `Last-Modified`), never unpacked.
+    async fn download(
+        &self,
+        urls: &[String],
+        checksum: Option<&Digest>,
+        fail: &impl Fn(String) -> BuildError,
+    ) -> Result<Vec<(String, Node)>, BuildError> {
+        let work_dir = &self.env.opts.work_dir;
+        let mut out = Vec::new();
+        for url in urls {
+            let (_, path) = tempfile::Builder::new()
+                .prefix(".url-")
+                .tempfile_in(work_dir)
+                .and_then(|t| t.keep().map_err(|e| e.error))
+                .map_err(|e| BuildError::io("creating a download file in", work_dir, e))?;
+            self.env.progress.info(&format!("fetching {url}"));
+            let got = self.bases.fetch_url(url, &path).await.map_err(|e| fail(e.to_string()))?;
+            if let Some(expected) = checksum.filter(|d| **d != got.digest) {
+                return Err(fail(format!(
+                    "--checksum={expected}: the download of {url} has the digest {}, not the expected {expected}; \
+                     fix the checksum or the URL",
+                    got.digest
+                )));
+            }
+            let node = Node {
+                kind: Kind::File { content: Content::Disk(path), size: got.size },
+                mode: 0o600,
+                uid: 0,
+                gid: 0,
+                mtime: got.last_modified.unwrap_or(self.env.now),
+            };
+            out.push((url_file_name(url), node));
+        }
+        Ok(out)
     }
 
     /// `--from=<image>`: the image for the stage's platform, its layers downloaded into the work directory and

@@ -5,6 +5,7 @@ mod base_files;
 mod cache;
 mod layers;
 mod stages;
+mod urls;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -277,6 +278,14 @@ impl BaseResolver for FakeBases {
             found.cloned().ok_or_else(|| BuildError::base("registry.example/base", "no such blob"))?
         };
         std::fs::write(dest, bytes).map_err(|e| BuildError::io("writing", dest, e))
+    }
+
+    async fn fetch_url(&self, url: &str, dest: &Path) -> Result<crate::build::Fetched, BuildError> {
+        crate::registry::install_crypto();
+        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        crate::build::fetch::fetch_http(&client, url, dest)
+            .await
+            .map_err(|message| BuildError::Fetch { url: url.to_string(), message })
     }
 }
 
