@@ -269,3 +269,52 @@ async fn an_early_upload_error_ends_the_build_with_that_error() {
     }
     assert_eq!(registry.blob_puts(), 0);
 }
+
+/// What runtimes make of our layers: dockerd pulls the multi-block gzip layers and runs the image. For zstd,
+/// the test states what this Docker (20.10, Debian 12) does, so the README's claim is a checked fact.
+#[test]
+fn dockerd_pulls_and_runs_gzip_layers_and_states_what_it_does_with_zstd() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let docker = common::Dockerd::start();
+    for compression in ["gzip", "zstd"] {
+        let result = Workflow::new()
+            .input("registry", registry.host())
+            .input("repository", &format!("octo-org/run-{compression}"))
+            .input("tags", "v1")
+            .input("compression", compression)
+            .input("cache_dir", "false")
+            // Several 128 KiB blocks: the multi-block stream is what is being checked.
+            .file("app/data.bin", noise(1 << 20, 11))
+            .file("app/hello.txt", format!("hello from {compression}\n"))
+            .file(
+                "Dockerfile",
+                format!("FROM {}/base/busybox:1\nCOPY app/ /app/\nCMD [\"cat\", \"/app/hello.txt\"]\n", registry.host()),
+            )
+            .run();
+        result.assert_success();
+        let reference = format!("{}/octo-org/run-{compression}:v1", registry.host());
+        let pull = docker.docker(&["pull", &reference]);
+        let ran = pull
+            .status
+            .success()
+            .then(|| docker.docker(&["run", "--rm", "--network", "none", &reference]))
+            .filter(|o| o.status.success());
+        let stderr = String::from_utf8_lossy(&pull.stderr).into_owned();
+        match (compression, ran) {
+            ("gzip", Some(out)) => {
+                assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from gzip\n");
+                let args = ["run", "--rm", "--network", "none", &reference, "sha256sum", "/app/data.bin"];
+                let sum = docker.docker_ok(&args);
+                let expected = common::sha256_digest(&noise(1 << 20, 11));
+                assert!(sum.starts_with(expected.trim_start_matches("sha256:")), "{sum} vs {expected}");
+            }
+            ("gzip", None) => panic!("dockerd could not pull or run the gzip image: {stderr}\n{}", docker.log()),
+            (_, Some(out)) => panic!(
+                "dockerd 20.10 now runs zstd layers ({}): update the README's compression row",
+                String::from_utf8_lossy(&out.stdout)
+            ),
+            (_, None) => assert!(!pull.status.success(), "dockerd 20.10 refuses the zstd image at pull: {stderr}"),
+        }
+    }
+}
