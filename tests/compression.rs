@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Mode, Registry, RunResult, Workflow, push_busybox_base, run_ok, tool};
+use common::{Mode, Registry, RunResult, Workflow, push_busybox_base, run_ok, tar_entries, tool};
 use octopush::build::BuildError;
 use octopush::image::{Blob, BlobSource, Descriptor, Digest, ImageName, media_type};
 use octopush::progress::Quiet;
@@ -66,18 +64,6 @@ fn unzstd(blob: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
-fn tar_entries(tar_bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for entry in tar::Archive::new(tar_bytes).entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let path = entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        out.insert(path, data);
-    }
-    out
-}
-
 fn blobs_json(result: &RunResult) -> serde_json::Value {
     let json: serde_json::Value = serde_json::from_str(result.output("metadata")).expect("metadata output");
     json["blobs"].clone()
@@ -113,7 +99,7 @@ fn zstd_layers_are_pushed_with_their_media_type_and_zstd_reads_them() {
         serde_json::from_slice(&registry.get_blob("octo-org/zstd", manifest["config"]["digest"].as_str().unwrap()))
             .unwrap();
     assert_eq!(config["rootfs"]["diff_ids"][1], common::sha256_digest(&tar_bytes), "diff_id is the tar's digest");
-    let files = tar_entries(&tar_bytes);
+    let files = tar_entries(tar_bytes.as_slice());
     assert_eq!(files.get("app/hello.txt").map(Vec::as_slice), Some(&b"hello from a zstd layer\n"[..]));
     assert_eq!(files.get("app/data.bin"), Some(&noise(300_000, 7)));
 }
@@ -136,7 +122,7 @@ fn gzip_layers_pass_gzip_t_and_unpack() {
     let path = dir.path().join("layer.tar.gz");
     std::fs::write(&path, &blob).unwrap();
     run_ok(Command::new("gzip").arg("-t").arg(&path));
-    let files = tar_entries(&run_ok_bytes(Command::new("gzip").arg("-dc").arg(&path)));
+    let files = tar_entries(run_ok_bytes(Command::new("gzip").arg("-dc").arg(&path)).as_slice());
     assert_eq!(files.get("two/noise.bin"), Some(&noise(3 << 20, 2)), "{:?}", files.keys());
 }
 
@@ -289,7 +275,10 @@ fn dockerd_pulls_and_runs_gzip_layers_and_states_what_it_does_with_zstd() {
             .file("app/hello.txt", format!("hello from {compression}\n"))
             .file(
                 "Dockerfile",
-                format!("FROM {}/base/busybox:1\nCOPY app/ /app/\nCMD [\"cat\", \"/app/hello.txt\"]\n", registry.host()),
+                format!(
+                    "FROM {}/base/busybox:1\nCOPY app/ /app/\nCMD [\"cat\", \"/app/hello.txt\"]\n",
+                    registry.host()
+                ),
             )
             .run();
         result.assert_success();

@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use common::workflow::SHA;
-use common::{BaseImage, Mode, Registry, RunResult, Workflow, assert_no_secret, push_busybox_base};
+use common::{BaseImage, Mode, Registry, RunResult, Workflow, assert_no_secret, gunzip_entries, push_busybox_base};
 
 const USER: &str = "octocat";
 const PASSWORD: &str = "ghp_s3cr3tP4ssw0rdThatMustNeverLeak";
@@ -47,19 +46,6 @@ fn classic_step(registry: &Registry) -> Workflow {
         wf = wf.input("ca_file", registry.ca_file().to_str().unwrap());
     }
     project(wf, registry)
-}
-
-fn gunzip_entries(blob: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
-    let mut out = BTreeMap::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let path = entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        out.insert(path, data);
-    }
-    out
 }
 
 /// Everything the acceptance list asks of one publish, checked against the registry.

@@ -12,6 +12,7 @@ pub mod dockerd;
 pub mod http;
 pub mod image;
 pub mod registry;
+pub mod tarball;
 pub mod tls;
 pub mod token;
 pub mod workflow;
@@ -27,6 +28,8 @@ pub use http::HttpResponse;
 pub use image::{BaseImage, MultiBase, busybox_rootfs, push_busybox_base, push_busybox_multiplatform};
 #[allow(unused_imports)]
 pub use registry::{Auth, Mode, Options, Registry};
+#[allow(unused_imports)]
+pub use tarball::{gunzip_entries, tar_entries};
 #[allow(unused_imports)]
 pub use token::{TokenIssuer, TokenRequest};
 #[allow(unused_imports)]
