@@ -110,6 +110,6 @@ pub(crate) fn unpack(
         }
         items.push(Item { rel, node: Node { kind: node_kind, mode, uid, gid, mtime }, inode: None });
     }
-    let root = Root { is_dir: true, name: String::new(), items };
+    let root = Root { is_dir: true, name: String::new(), path: String::new(), items };
     Ok((relink(vec![root]).pop().map(|r| r.items).unwrap_or_default(), warnings))
 }

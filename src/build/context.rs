@@ -32,6 +32,8 @@ pub(crate) struct Root {
     pub is_dir: bool,
     /// The source's own name (a file lands at `dest/name` when the destination is a directory).
     pub name: String,
+    /// Its path from the root of what it is copied from (the context or a stage), for `--parents`.
+    pub path: String,
     pub items: Vec<Item>,
 }
 
@@ -90,17 +92,24 @@ impl Context {
             if meta.is_dir() {
                 let mut items = vec![Item { rel: String::new(), node: node_from(&abs, &meta, "")?, inode: None }];
                 self.walk(&abs, &resolved, "", excludes, &mut items)?;
-                roots.push(Root { is_dir: true, name, items });
+                roots.push(Root { is_dir: true, name, path: path.clone(), items });
             } else {
                 let node = node_from(&abs, &meta, &path)?;
                 roots.push(Root {
                     is_dir: false,
                     name,
+                    path: path.clone(),
                     items: vec![Item { rel: String::new(), node, inode: inode(&meta) }],
                 });
             }
         }
         Ok(roots)
+    }
+
+    /// A directory of the context as `--parents` recreates it (mode and mtime from disk).
+    pub(crate) fn dir_node(&self, rel: &str) -> Option<Node> {
+        let meta = std::fs::metadata(self.root.join(rel)).ok().filter(|m| m.is_dir())?;
+        Some(Node::dir(meta.mode() & 0o7777, 0, 0, meta.mtime()))
     }
 
     fn ignore_name(&self) -> String {

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::archive;
+use super::chmod::Chmod;
 use super::context::{Context, Item, Root, image_path};
 use super::fs::{Content, FsTree, Kind, Node, normalize_in_root};
 use super::ignore::PatternMatcher;
@@ -35,7 +36,7 @@ pub(crate) enum Source {
 pub(crate) struct Policy {
     /// `--chown` (or USER for WORKDIR): owner of every entry written and of created directories.
     pub chown: Option<(u64, u64)>,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     /// `SOURCE_DATE_EPOCH`: every entry's mtime when set.
     pub epoch: Option<i64>,
     /// mtime of what the instruction creates (parents, heredoc files) when there is no epoch.
@@ -57,6 +58,8 @@ pub(crate) struct CopyJob {
     pub workdir: String,
     pub excludes: Vec<String>,
     pub unpack: bool,
+    /// `--parents`: each source keeps its path (below a `/./` pivot, if any) under the destination.
+    pub parents: bool,
     pub policy: Policy,
     pub work_dir: PathBuf,
 }
@@ -132,9 +135,15 @@ impl CopyJob {
         let dest_is_dir =
             self.dest.ends_with('/') || self.dest.ends_with("/.") || self.dest == "." || dest_path.is_empty();
         let mut roots: Vec<Root> = Vec::new();
+        // For `--parents`: per root, the pivot directory and the path kept below it.
+        let mut kept: Vec<Option<(String, String)>> = Vec::new();
         let mut archives = Vec::new();
         let mut warnings = Vec::new();
         for src in &self.sources {
+            let pivot = match src.find("/./") {
+                Some(i) if self.parents => normalize_in_root(&src[..i]),
+                _ => String::new(),
+            };
             let found = match &self.source {
                 Source::Context(ctx) => ctx.roots(src, &excludes)?,
                 Source::Stage { tree: other, name, description } => other.roots(src, &excludes, name, description)?,
@@ -150,6 +159,7 @@ impl CopyJob {
                         }
                     }
                 }
+                kept.push(self.parents.then(|| (pivot.clone(), below(&root.path, &pivot))));
                 roots.push(root);
             }
         }
@@ -164,6 +174,7 @@ impl CopyJob {
             roots.push(Root {
                 is_dir: false,
                 name: name.clone(),
+                path: String::new(),
                 items: vec![Item { rel: String::new(), node, inode: None }],
             });
         }
@@ -171,18 +182,24 @@ impl CopyJob {
             roots.push(Root {
                 is_dir: false,
                 name: name.clone(),
+                path: String::new(),
                 items: vec![Item { rel: String::new(), node: node.clone(), inode: None }],
             });
         }
+        kept.resize(roots.len(), None);
         let given = self.sources.len() + self.heredocs.len() + self.downloads.len();
-        if (given > 1 || roots.len() + archives.len() > 1) && !dest_is_dir {
+        if (given > 1 || roots.len() + archives.len() > 1) && !dest_is_dir && !self.parents {
             return Err(format!(
                 "When using {} with more than one source file, the destination must be a directory and end with a /: write `{}/`",
                 self.keyword, self.dest
             ));
         }
         let mut out = Layout { policy: &self.policy, tree, entries: BTreeMap::new(), inodes: HashMap::new() };
-        for root in &roots {
+        for (root, kept) in roots.iter().zip(&kept) {
+            if let Some((pivot, keep)) = kept {
+                self.place_with_parents(&mut out, root, pivot, keep, &dest_path);
+                continue;
+            }
             if root.is_dir {
                 out.target_dir(&dest_path, Some(&root.items[0].node));
                 for item in &root.items[1..] {
@@ -213,6 +230,44 @@ impl CopyJob {
     }
 }
 
+impl CopyJob {
+    /// `--parents`: `root` at `dest/keep`, the directories between `dest` and it recreated from the source's
+    /// own (mode, mtime; owner as `--chown` says), as BuildKit copies them.
+    fn place_with_parents(&self, out: &mut Layout, root: &Root, pivot: &str, keep: &str, dest: &str) {
+        out.target_dir(dest, None);
+        let comps: Vec<&str> = keep.split('/').filter(|c| !c.is_empty()).collect();
+        for k in 1..comps.len() {
+            let rel = comps[..k].join("/");
+            let like = match &self.source {
+                Source::Context(ctx) => ctx.dir_node(&join(pivot, &rel)),
+                Source::Stage { tree, .. } => tree.get(&join(pivot, &rel)).filter(|n| n.is_dir()).cloned(),
+            };
+            out.target_dir(&join(dest, &rel), like.as_ref());
+        }
+        let target = join(dest, keep);
+        if root.is_dir {
+            out.target_dir(&target, Some(&root.items[0].node));
+            for item in &root.items[1..] {
+                out.put(join(&target, &item.rel), item);
+            }
+        } else {
+            out.put(target, &root.items[0]);
+        }
+    }
+}
+
+/// `path` relative to the directory `pivot` (both relative to the same root).
+fn below(path: &str, pivot: &str) -> String {
+    if pivot.is_empty() {
+        return path.to_string();
+    }
+    match path.strip_prefix(pivot) {
+        Some("") => String::new(),
+        Some(rest) if rest.starts_with('/') => rest[1..].to_string(),
+        _ => path.to_string(),
+    }
+}
+
 /// The entries `mkdir -p /path` adds (WORKDIR): the directory owned by `policy.chown`, and parents by the same
 /// rules as COPY.
 pub(crate) fn mkdir_entries(tree: &FsTree, path: &str, policy: &Policy) -> BTreeMap<String, Node> {
@@ -235,8 +290,8 @@ impl Layout<'_> {
             node.uid = uid;
             node.gid = gid;
         }
-        if let (Some(mode), false) = (self.policy.chmod, matches!(node.kind, Kind::Symlink(_))) {
-            node.mode = mode;
+        if let (Some(chmod), false) = (&self.policy.chmod, matches!(node.kind, Kind::Symlink(_))) {
+            node.mode = chmod.apply(node.mode, node.is_dir());
         }
         if let Some(epoch) = self.policy.epoch {
             node.mtime = epoch;

@@ -190,7 +190,7 @@ impl FsTree {
                 items.push(Item { rel, node, inode: None });
             }
             let name = path.rsplit('/').next().unwrap_or_default().to_string();
-            roots.push(Root { is_dir, name, items });
+            roots.push(Root { is_dir, name, path: path.clone(), items });
         }
         Ok(relink(roots))
     }

@@ -9,6 +9,7 @@
 mod archive;
 mod base_files;
 mod cache;
+mod chmod;
 mod compress;
 mod config;
 mod context;

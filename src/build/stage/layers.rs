@@ -2,6 +2,7 @@
 //! written on a blocking thread so no layer is held in memory and the runtime is not stalled.
 
 use super::*;
+use crate::build::chmod::Chmod;
 use crate::build::fetch::{parse_checksum, url_file_name};
 use crate::build::fs::{Content, Kind, Node};
 use crate::build::image_fs::unpack_image;
@@ -77,7 +78,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         self.base_files.read(self.bases, &base, path, &self.env.opts.work_dir).await.map_err(|e| e.to_string())
     }
 
-    fn policy(&self, chown: Option<(u64, u64)>, chmod: Option<u32>, st: &State) -> Policy {
+    fn policy(&self, chown: Option<(u64, u64)>, chmod: Option<Chmod>, st: &State) -> Policy {
         Policy {
             chown,
             chmod,
@@ -117,11 +118,6 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             }
         }
         let dest = self.expand(&c.dest, &st.vars).map_err(&fail)?;
-        if c.parents {
-            return Err(fail(
-                "--parents is not supported by the native builder yet; copy each directory to its place".into(),
-            ));
-        }
         let checksum = match &c.checksum {
             None => None,
             Some(spec) => {
@@ -158,7 +154,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             None => None,
             Some(spec) => {
                 let spec = self.expand(spec, &st.vars).map_err(&fail)?;
-                Some(parse_chmod(&spec).map_err(|m| fail(format!("--chmod={spec}: {m}")))?)
+                Some(Chmod::parse(&spec).map_err(|m| fail(format!("--chmod={spec}: {m}")))?)
             }
         };
         let source = match &c.from {
@@ -203,6 +199,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             workdir,
             excludes: c.exclude.clone(),
             unpack: is_add && c.unpack != Some(false),
+            parents: c.parents,
             policy: self.policy(chown, chmod, st),
             work_dir: self.env.opts.work_dir.clone(),
         };
@@ -321,16 +318,6 @@ impl<R: BaseResolver> Evaluator<'_, R> {
                 description: d.description.clone(),
             })),
             _ => Err(format!("--from={from}: cannot copy from a stage that is not defined before the current one")),
-        }
-    }
-}
-
-fn parse_chmod(spec: &str) -> Result<u32, String> {
-    match u32::from_str_radix(spec, 8) {
-        Ok(m) if m <= 0o7777 => Ok(m),
-        _ => {
-            Err("use an octal mode between 0 and 7777, such as 755 or 0644 (symbolic modes are not supported yet)"
-                .into())
         }
     }
 }

@@ -4,6 +4,7 @@
 mod base_files;
 mod cache;
 mod layers;
+mod parents_chmod;
 mod stages;
 mod urls;
 
