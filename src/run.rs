@@ -170,6 +170,7 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
             labels,
             source_date_epoch: Some(created),
             work_dir: work.path().to_path_buf(),
+            host_platform: octopush::build::platform_of(std::env::consts::OS, std::env::consts::ARCH),
             cache_dir: p.cache_dir.clone(),
             compression: p.compression,
         },

@@ -25,10 +25,13 @@ pub(crate) struct BaseFiles {
     /// Layer blob digest -> the downloaded file.
     blobs: Mutex<HashMap<Digest, PathBuf>>,
     /// (the base's layer digests, path) -> the file's bytes, `None` when the base does not have it.
-    files: Mutex<HashMap<(Vec<Digest>, String), Option<Vec<u8>>>>,
+    files: Mutex<HashMap<FileKey, Option<Vec<u8>>>>,
     /// `COPY --from=<image>` sources unpacked so far, by reference and platform.
     images: Mutex<HashMap<String, Arc<FsTree>>>,
 }
+
+/// A file of one base: its layers' digests and the path.
+type FileKey = (Vec<Digest>, String);
 
 /// What one layer says about a path.
 #[derive(Debug, PartialEq)]

@@ -41,10 +41,9 @@ impl Chmod {
     /// Parses `spec`; an error says what is accepted.
     pub(crate) fn parse(spec: &str) -> Result<Chmod, String> {
         let bad = || {
-            format!(
-                "use an octal mode between 0 and 7777 (755, 0644) or a symbolic one such as u+x, go-w, a=rX or \
-                 u=rwx,go=rx"
-            )
+            "use an octal mode between 0 and 7777 (755, 0644) or a symbolic one such as u+x, go-w, a+rX or \
+             u=rwx,go=rx"
+                .to_string()
         };
         if spec.starts_with(|c: char| c.is_ascii_digit()) {
             return match u32::from_str_radix(spec, 8) {

@@ -17,8 +17,8 @@ mod copy;
 mod error;
 pub mod fetch;
 mod fs;
-mod image_fs;
 pub mod ignore;
+mod image_fs;
 mod layer;
 mod stage;
 
@@ -37,6 +37,7 @@ pub use compress::Compression;
 pub use error::BuildError;
 pub use fetch::Fetched;
 pub use ignore::{PatternMatcher, read_ignore_file};
+pub use stage::platform_of;
 
 use crate::dockerfile::{self, Dockerfile, shell::Lexer};
 use crate::image::{Artifact, Blob, Image, ImageIndex, ImageRef, Platform};
@@ -51,8 +52,12 @@ pub struct BuildOptions {
     /// The stage to build (`--target`); the last stage when `None`.
     pub target: Option<String>,
     pub build_args: BTreeMap<String, String>,
-    /// Platforms to build; empty means the base's platform (linux/amd64 for scratch or a multi-platform base).
+    /// Platforms to build; empty means the base's platform: its only one, else the one matching
+    /// `host_platform`, else linux/amd64 (the host's platform for scratch).
     pub platforms: Vec<Platform>,
+    /// The platform of the machine running the build (`BUILDPLATFORM`, and the default above); the caller
+    /// fills it, with [`platform_of`] from `std::env::consts`.
+    pub host_platform: Platform,
     /// Labels added to the final config (they win over the Dockerfile's).
     pub labels: BTreeMap<String, String>,
     /// Timestamp for `created`, history and every file in our layers. The caller passes the commit time when
@@ -99,7 +104,10 @@ impl BaseResolver for ScratchOnly {
     }
 
     async fn fetch_url(&self, url: &str, _: &Path) -> Result<Fetched, BuildError> {
-        Err(BuildError::Fetch { url: url.to_string(), message: "no network access is configured for this build".into() })
+        Err(BuildError::Fetch {
+            url: url.to_string(),
+            message: "no network access is configured for this build".into(),
+        })
     }
 }
 
@@ -154,7 +162,8 @@ pub async fn build_with_sink<R: BaseResolver>(
         Some(dir) => match LayerCache::open(dir, cache::DEFAULT_MAX_BYTES) {
             Ok(c) => Some(c),
             Err(e) => {
-                progress.warning(&format!("the layer cache {} cannot be used, building without it: {e}", dir.display()));
+                progress
+                    .warning(&format!("the layer cache {} cannot be used, building without it: {e}", dir.display()));
                 None
             }
         },
@@ -166,8 +175,7 @@ pub async fn build_with_sink<R: BaseResolver>(
         if platforms.len() > 1 {
             progress.info(&format!("building for {platform}"));
         }
-        let env =
-            stage::Env {
+        let env = stage::Env {
             opts,
             df: &df,
             file: &label,
@@ -231,15 +239,15 @@ fn open_context(opts: &BuildOptions) -> Result<context::Context, BuildError> {
 }
 
 /// The platform to build when none is given: from the target's `FROM --platform`, else the base's only
-/// platform, else linux/amd64 (scratch, or a multi-platform base that has it).
+/// platform, else the one matching the host, else linux/amd64; scratch builds for the host.
 async fn default_platform<R: BaseResolver>(
     df: &Dockerfile,
     target: usize,
     opts: &BuildOptions,
     bases: &R,
 ) -> Result<Platform, BuildError> {
-    let fallback = Platform::new("linux", "amd64", None);
-    let global = stage::global_args(df, opts, &fallback, &fallback, &mut BTreeSet::new()).unwrap_or_default();
+    let host = opts.host_platform.clone();
+    let global = stage::global_args(df, opts, &host, &host, &mut BTreeSet::new()).unwrap_or_default();
     let lexer = Lexer::new(df.escape);
     let mut idx = target;
     loop {
@@ -252,7 +260,7 @@ async fn default_platform<R: BaseResolver>(
         }
         let base = lexer.process_word(&s.base, &global).unwrap_or_else(|_| s.base.clone()).to_ascii_lowercase();
         if base == "scratch" {
-            return Ok(fallback);
+            return Ok(host);
         }
         match df.stages[..idx].iter().rposition(|p| p.name.as_deref() == Some(base.as_str())) {
             Some(parent) => idx = parent,
@@ -260,17 +268,37 @@ async fn default_platform<R: BaseResolver>(
         }
     }
     let base = lexer.process_word(&df.stages[idx].base, &global).unwrap_or_else(|_| df.stages[idx].base.clone());
-    let Ok(r) = ImageRef::parse(&base) else { return Ok(fallback) };
+    let Ok(r) = ImageRef::parse(&base) else { return Ok(host) };
     let available = bases.platforms(&r).await?;
-    Ok(match available.as_slice() {
-        [only] => only.clone(),
-        list if list.is_empty() || list.iter().any(|p| p.os == "linux" && p.architecture == "amd64") => fallback,
-        list => {
-            let names: Vec<String> = list.iter().map(Platform::to_string).collect();
-            return Err(BuildError::Options(format!(
-                "{base} has no linux/amd64 image ({}): set `platforms` to the ones to build",
-                names.join(", ")
-            )));
-        }
-    })
+    let amd64 = Platform::new("linux", "amd64", None);
+    if let [only] = available.as_slice() {
+        return Ok(only.clone());
+    }
+    if available.is_empty() {
+        return Ok(host);
+    }
+    if let Some(p) = available.iter().find(|p| same_platform(p, &host)) {
+        return Ok(p.clone());
+    }
+    if let Some(p) = available.iter().find(|p| same_platform(p, &amd64)) {
+        return Ok(p.clone());
+    }
+    let names: Vec<String> = available.iter().map(Platform::to_string).collect();
+    Err(BuildError::Options(format!(
+        "{base} has no image for this machine ({host}) nor for linux/amd64, only {}: set the `platforms` input to \
+         the ones to build, for example `platforms: {}`",
+        names.join(", "),
+        names[0]
+    )))
+}
+
+/// Same os and architecture, and the same variant once each architecture's default is filled in (`arm64` is
+/// `arm64/v8`, `arm` is `arm/v7`).
+fn same_platform(a: &Platform, b: &Platform) -> bool {
+    let variant = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
+        ("arm64", None) => Some("v8".to_string()),
+        ("arm", None) => Some("v7".to_string()),
+        (_, v) => v.map(str::to_string),
+    };
+    a.os == b.os && a.architecture == b.architecture && variant(a) == variant(b)
 }

@@ -8,17 +8,20 @@ use crate::dockerfile::Dockerfile;
 use crate::dockerfile::shell::Lexer;
 use crate::image::Platform;
 
-/// The platform of the machine running the build (BUILDPLATFORM), in Go's names.
-pub(crate) fn host_platform() -> Platform {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "arm" => "arm",
-        other => other,
+/// A machine's platform in OCI terms from Rust's names for its OS and architecture (`std::env::consts::OS`
+/// and `ARCH`, which the caller reads): `x86_64` is `amd64`, `aarch64` is `arm64/v8`, `arm` is `arm/v7`...
+pub fn platform_of(os: &str, arch: &str) -> Platform {
+    let (arch, variant) = match arch {
+        "x86_64" => ("amd64", None),
+        "aarch64" => ("arm64", Some("v8")),
+        "x86" => ("386", None),
+        "arm" => ("arm", Some("v7")),
+        "powerpc64" => ("ppc64le", None),
+        "loongarch64" => ("loong64", None),
+        "mips64" => ("mips64le", None),
+        other => (other, None),
     };
-    Platform::new(std::env::consts::OS, arch, None)
+    Platform::new(os, arch, variant)
 }
 
 /// BuildKit's automatic platform ARGs, with `arm64/v8` normalised to `arm64` as containerd does.

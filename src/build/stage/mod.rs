@@ -9,7 +9,8 @@ use std::sync::Arc;
 mod args;
 mod layers;
 
-pub(crate) use args::{global_args, host_platform};
+pub(crate) use args::global_args;
+pub use args::platform_of;
 
 use crate::build::base_files::BaseFiles;
 use crate::build::cache::{Cached, Hit, LayerStore};
@@ -107,8 +108,9 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
 
     /// Builds the target stage; returns its image and the ARG names that consumed build-args.
     pub(crate) async fn run(mut self, target: usize) -> Result<(Image, BTreeSet<String>), BuildError> {
-        self.global = global_args(self.env.df, self.env.opts, &self.platform, &host_platform(), &mut self.used)
-            .map_err(|(line, m)| self.err(line, "ARG", m))?;
+        self.global =
+            global_args(self.env.df, self.env.opts, &self.platform, &self.env.opts.host_platform, &mut self.used)
+                .map_err(|(line, m)| self.err(line, "ARG", m))?;
         let needed = self.needed(target);
         self.in_image = self.image_chain(target);
         // A RUN in a needed stage fails the build: say so before resolving bases or writing any layer.

@@ -58,6 +58,7 @@ impl Fixture {
             labels: BTreeMap::new(),
             source_date_epoch: Some(EPOCH),
             work_dir: self.work.clone(),
+            host_platform: Platform::new("linux", "amd64", None),
             cache_dir: None,
             compression: crate::build::Compression::Gzip,
         }
@@ -175,6 +176,8 @@ pub(super) struct FakeBases {
     pub layers: Vec<Vec<u8>>,
     /// Digests of the blobs fetched, in order.
     pub fetched: std::sync::Mutex<Vec<Digest>>,
+    /// The platforms every image offers; linux/amd64 and linux/arm64/v8 when empty.
+    pub platforms: Vec<Platform>,
 }
 
 impl FakeBases {
@@ -265,6 +268,7 @@ impl BaseResolver for FakeBases {
 
     async fn platforms(&self, base: &ImageRef) -> Result<Vec<Platform>, BuildError> {
         match self.images.get(&base.to_string()) {
+            Some(_) if !self.platforms.is_empty() => Ok(self.platforms.clone()),
             Some(_) => Ok(vec![Platform::new("linux", "amd64", None), Platform::new("linux", "arm64", Some("v8"))]),
             None => Err(BuildError::base(base, "not found")),
         }

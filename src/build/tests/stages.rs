@@ -243,6 +243,36 @@ async fn default_platform_follows_the_base() {
 }
 
 #[tokio::test]
+async fn default_platform_is_the_hosts_when_the_base_has_it() {
+    let fx = fixture();
+    let mut bases = FakeBases::with("registry.example/base:1", ContainerConfig::default());
+    let df = "FROM registry.example/base:1\nARG BUILDPLATFORM\nLABEL build=$BUILDPLATFORM\n";
+    let mut opts = fx.opts(df);
+    opts.host_platform = crate::build::platform_of("linux", "aarch64");
+    let img = build_image(&opts, &bases).await;
+    assert_eq!(img.platform().to_string(), "linux/arm64/v8", "an arm64 runner builds the base's arm64 image");
+    assert_eq!(container(&img).labels.clone().unwrap_or_default()["build"], "linux/arm64");
+    opts.host_platform = crate::build::platform_of("linux", "riscv64");
+    assert_eq!(build_image(&opts, &bases).await.platform().to_string(), "linux/amd64", "else linux/amd64");
+    let scratch = fx.opts("FROM scratch\n");
+    let mut scratch = BuildOptions { host_platform: crate::build::platform_of("linux", "aarch64"), ..scratch };
+    assert_eq!(scratch_build(&scratch).await.platform().to_string(), "linux/arm64/v8", "scratch: the host's");
+    scratch.host_platform = crate::build::platform_of("linux", "x86_64");
+    assert_eq!(scratch_build(&scratch).await.platform().to_string(), "linux/amd64");
+
+    bases.platforms = vec![Platform::new("linux", "arm64", Some("v8")), Platform::new("linux", "s390x", None)];
+    let opts = fx.opts(df); // the Dockerfile again (the scratch one replaced it); host linux/amd64
+    let err = match build(&opts, &bases, &Quiet).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("neither the host's platform nor linux/amd64 is there"),
+    };
+    assert!(
+        err.contains("linux/arm64/v8, linux/s390x") && err.contains("`platforms` input") && err.contains("linux/amd64"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn errors_carry_file_and_line() {
     let fx = fixture();
     for (df, line, needle) in [
