@@ -19,7 +19,8 @@ use super::compress::{Compression, default_threads};
 use super::fs::{Kind, Node};
 use crate::image::{Blob, BlobSource, Descriptor, HashingWriter, Layer};
 
-const USTAR_MAX_NUMERIC: u64 = 0o7777_7777_7777;
+/// The largest value of an 11-digit octal field (size, mtime): 8 GiB - 1.
+const USTAR_MAX_NUMERIC: u64 = 0o777_7777_7777;
 const USTAR_MAX_ID: u64 = 0o7777777;
 
 /// Writes `entries` (keys: paths relative to `/`) as a layer file in `work_dir` compressed with `compression`,
