@@ -368,3 +368,36 @@ fn a_file_over_8_gib_gets_a_pax_size() {
     let line = listing.lines().find(|l| l.ends_with("data/big.bin")).unwrap_or_else(|| panic!("{listing}"));
     assert!(line.split_whitespace().any(|w| w == SIZE.to_string()), "{line}");
 }
+
+/// What dockerd's BuildKit makes of `ADD <url> /dl/` (it fetches from the daemon itself, so 127.0.0.1 is the
+/// test's server) is what octopush makes: the name, mode 0600, root, the server's `Last-Modified` as mtime (not
+/// later than SOURCE_DATE_EPOCH), the bytes as served (a tar.gz is not unpacked).
+#[test]
+fn add_url_like_dockerd() {
+    let registry = Registry::start(Mode::Anonymous);
+    let served = tempfile::tempdir().expect("tempdir");
+    let tgz = served.path().join("tool.tar.gz");
+    std::fs::write(&tgz, gz_tar(&[E::File("inside", "x\n")]).0).expect("write");
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options().write(true).open(&tgz).expect("open").set_modified(mtime).expect("mtime");
+    let server = HttpServer::start(served.path());
+    let df = format!("FROM scratch\nADD http://127.0.0.1:{}/tool.tar.gz /dl/\n", server.port);
+
+    let wf = publish(&registry, "cmp/add-octopush", df);
+    wf.run().assert_success();
+    let dockerd = common::Dockerd::start();
+    let docker_ref = registry.image("cmp/add-docker:1");
+    let context = wf.workspace().to_string_lossy().into_owned();
+    common::run_ok(dockerd.command().env("DOCKER_BUILDKIT", "1").args(["build", "-t", &docker_ref, &context]));
+    dockerd.docker_ok(&["push", &docker_ref]);
+
+    let ours = pushed_layers(&registry, "cmp/add-octopush", "1");
+    let docker = pushed_layers(&registry, "cmp/add-docker", "1");
+    let (o, d) = (find(&ours[0], "dl/tool.tar.gz"), find(&docker[0], "dl/tool.tar.gz"));
+    assert_eq!(
+        (o.kind, o.mode & 0o7777, o.uid, o.gid, o.mtime, &o.data),
+        (d.kind, d.mode & 0o7777, d.uid, d.gid, d.mtime, &d.data),
+        "octopush (SOURCE_DATE_EPOCH 1700000000, after Last-Modified) vs docker"
+    );
+    assert_eq!((d.mode & 0o7777, d.mtime), (0o600, 1_600_000_000), "what Docker does");
+}

@@ -178,6 +178,7 @@ impl CopyJob {
                 items: vec![Item { rel: String::new(), node, inode: None }],
             });
         }
+        let first_download = roots.len();
         for (name, node) in &self.downloads {
             roots.push(Root {
                 is_dir: false,
@@ -195,7 +196,7 @@ impl CopyJob {
             ));
         }
         let mut out = Layout { policy: &self.policy, tree, entries: BTreeMap::new(), inodes: HashMap::new() };
-        for (root, kept) in roots.iter().zip(&kept) {
+        for (i, (root, kept)) in roots.iter().zip(&kept).enumerate() {
             if let Some((pivot, keep)) = kept {
                 self.place_with_parents(&mut out, root, pivot, keep, &dest_path);
                 continue;
@@ -211,7 +212,12 @@ impl CopyJob {
                 if into {
                     out.target_dir(&dest_path, None);
                 }
-                out.put(target, &root.items[0]);
+                out.put(target.clone(), &root.items[0]);
+                // A download keeps the server's Last-Modified (as Docker does) when it is not later than
+                // SOURCE_DATE_EPOCH: the time belongs to the content, so the layer stays reproducible.
+                if let (true, Some(n)) = (i >= first_download, out.entries.get_mut(&target)) {
+                    n.mtime = n.mtime.min(root.items[0].node.mtime);
+                }
             }
         }
         for (src, path, kind) in &archives {

@@ -88,7 +88,10 @@ async fn add_url_as_docker_does() {
     let mut opts = fx.opts(&format!("FROM scratch\nADD {data} /data\n"));
     opts.source_date_epoch = Some(EPOCH);
     let img = build_image(&opts, &FakeBases::default()).await;
-    assert_eq!(entries(&img.layers()[0])[0].mtime, EPOCH as u64, "SOURCE_DATE_EPOCH wins over Last-Modified");
+    assert_eq!(entries(&img.layers()[0])[0].mtime, 1_500_000_000, "Last-Modified, earlier than SOURCE_DATE_EPOCH");
+    opts.source_date_epoch = Some(1_400_000_000);
+    let img = build_image(&opts, &FakeBases::default()).await;
+    assert_eq!(entries(&img.layers()[0])[0].mtime, 1_400_000_000, "clamped to SOURCE_DATE_EPOCH");
 
     let bad = sha256(b"other");
     let err = build_error(&fx.opts(&format!("FROM scratch\nADD --checksum={bad} {data} /data\n"))).await;
