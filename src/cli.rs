@@ -174,7 +174,7 @@ pub const INPUTS: &[InputDef] = &[
         Text,
         Publish,
         Some("gzip"),
-        "Layer compression: `gzip` (every registry and runtime reads it) or `zstd` (smaller and faster; containerd 1.5+, podman and recent Docker pull it)",
+        "Layer compression: `gzip` (every registry and runtime reads it) or `zstd` (smaller and faster to compress; containerd 1.5+ and podman read it, Docker 20.10 refuses it at pull)",
     ),
 ];
 
