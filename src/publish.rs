@@ -1,5 +1,6 @@
-//! The publish pipeline: build an [`Artifact`] natively (bases resolved from registries, never downloaded), then
-//! send the same value to every place asked for: each target registry (one push, many tags) and an OCI layout.
+//! The publish pipeline: build an [`Artifact`] natively (bases resolved from registries, their layers downloaded
+//! only when the Dockerfile looks inside them), then send the same value to every place asked for: each target
+//! registry (one push, many tags) and an OCI layout.
 //!
 //! Uploads overlap the build ([`push_while`]): each layer of the final image goes to every target as soon as it
 //! is written, while later layers still compress; the push that follows the build finds them done (they are

@@ -1,10 +1,14 @@
 //! The native builder: a Dockerfile and a context directory in, an image (or a multi-platform index) out,
 //! without a daemon, without root and without downloading base layers (as ko and jib do). Each COPY, ADD and
 //! WORKDIR writes one deterministic gzip layer into `work_dir`; metadata instructions edit the config; base layers
-//! stay references in their registry. RUN is refused: it needs a container runtime.
+//! stay references in their registry. RUN is refused: it needs a container runtime. Layers are downloaded (into
+//! `work_dir`, through [`BaseResolver::fetch_blob`]) only to see inside an image: `--chown=NAME` and `USER NAME`
+//! read `/etc/passwd` and `/etc/group` from the base (`base_files`), `COPY --from=<image>` unpacks it
+//! (`image_fs`); `ADD <url>` fetches through [`BaseResolver::fetch_url`] ([`fetch`]).
 //!
 //! Layout: [`ignore`] (`.dockerignore`), `context` (sources in the context), `fs` (what the stage's own layers hold),
-//! `copy` (COPY/ADD semantics), `archive` (ADD's tars), `layer` (tar + gzip), `stage` (evaluation) and `config` (metadata instructions).
+//! `copy` (COPY/ADD semantics), `chmod` (`--chmod`), `archive` (ADD's tars), `layer` (tar + gzip), `stage`
+//! (evaluation) and `config` (metadata instructions).
 
 mod archive;
 mod base_files;
