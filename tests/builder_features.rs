@@ -401,3 +401,71 @@ fn add_url_like_dockerd() {
     );
     assert_eq!((d.mode & 0o7777, d.mtime), (0o600, 1_600_000_000), "what Docker does");
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5. The default platform.
+
+/// Pushes an index of one tiny image per `(architecture, variant)` as `repo_tag`.
+fn push_index_base(registry: &Registry, repo_tag: &str, platforms: &[(&'static str, Option<&str>)]) {
+    let layout = tempfile::tempdir().expect("tempdir");
+    let (_, tag) = repo_tag.rsplit_once(':').expect("REPO:TAG");
+    let mut manifests = Vec::new();
+    for (arch, variant) in platforms {
+        let (gz, diff_id) = gz_tar(&[E::File("arch", arch)]);
+        let layer = write_blob(layout.path(), &gz);
+        let mut platform = json!({"architecture": arch, "os": "linux"});
+        if let Some(v) = variant {
+            platform["variant"] = json!(v);
+        }
+        let mut config = platform.clone();
+        config["rootfs"] = json!({"type": "layers", "diff_ids": [diff_id]});
+        config["config"] = json!({});
+        let config = serde_json::to_vec(&config).expect("config");
+        let config_digest = write_blob(layout.path(), &config);
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": common::image::OCI_MANIFEST,
+            "config": {"mediaType": common::image::OCI_CONFIG, "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": common::image::OCI_LAYER_GZIP, "digest": layer, "size": gz.len()}],
+        }))
+        .expect("manifest");
+        let digest = write_blob(layout.path(), &manifest);
+        manifests.push(json!({"mediaType": common::image::OCI_MANIFEST, "digest": digest, "size": manifest.len(), "platform": platform}));
+    }
+    let index =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": common::image::OCI_INDEX, "manifests": manifests}))
+            .expect("index");
+    let index_digest = write_blob(layout.path(), &index);
+    std::fs::write(layout.path().join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
+    let top = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": common::image::OCI_INDEX, "digest": index_digest, "size": index.len(),
+        "annotations": {"org.opencontainers.image.ref.name": tag}}]});
+    std::fs::write(layout.path().join("index.json"), serde_json::to_vec(&top).expect("index")).expect("index.json");
+    registry.skopeo_copy_to(&format!("oci:{}:{tag}", layout.path().display()), repo_tag, true);
+}
+
+#[test]
+fn default_platform_is_the_runners_else_a_clear_error() {
+    let registry = Registry::start(Mode::Anonymous);
+    let host = common::image::host_arch();
+    push_index_base(&registry, "base/multi:1", &[("s390x", None), (host, None), ("ppc64le", None)]);
+    let df = format!("FROM {}/base/multi:1\nCOPY a.txt /a\n", registry.host());
+    publish(&registry, "feat/default-platform", df).file("a.txt", "a\n").run().assert_success();
+    let (manifest, _) = registry.get_manifest_json("feat/default-platform", "1");
+    let config: serde_json::Value = serde_json::from_slice(
+        &registry.get_blob("feat/default-platform", manifest["config"]["digest"].as_str().expect("config")),
+    )
+    .expect("config");
+    assert_eq!(config["architecture"], host, "the runner's platform among three: {config}");
+
+    push_index_base(&registry, "base/other:1", &[("s390x", None), ("riscv64", None)]);
+    let df = format!("FROM {}/base/other:1\nCOPY a.txt /a\n", registry.host());
+    let result = publish(&registry, "feat/no-platform", df).file("a.txt", "a\n").run();
+    result.assert_failure();
+    let text = result.dump();
+    assert!(
+        text.contains(&format!("has no image for this machine (linux/{host}")) // the edge told the builder
+            && text.contains("only linux/s390x, linux/riscv64")
+            && text.contains("`platforms` input"),
+        "{text}"
+    );
+}
