@@ -11,10 +11,11 @@ use super::fs::{Content, Kind, Node, normalize_in_root};
 pub(crate) enum ArchiveKind {
     Tar,
     Gzip,
+    Zstd,
 }
 
-/// Whether an ADDed file is an archive to unpack. bzip2, xz and zstd cannot be unpacked without more codecs:
-/// that is an error rather than a silent copy of the compressed file.
+/// Whether an ADDed file is an archive to unpack (tar, gzip or zstd). bzip2 and xz cannot be unpacked without
+/// more codecs: that is an error rather than a silent copy of the compressed file.
 pub(crate) fn sniff(path: &std::path::Path) -> Result<Option<ArchiveKind>, String> {
     let mut head = Vec::new();
     std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(|e| e.to_string())?;
@@ -37,7 +38,12 @@ pub(crate) fn sniff(path: &std::path::Path) -> Result<Option<ArchiveKind>, Strin
         return unsupported("xz");
     }
     if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return unsupported("zstd");
+        let mut inner = Vec::new();
+        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        if let Ok(d) = zstd::stream::read::Decoder::new(file) {
+            let _ = d.take(512).read_to_end(&mut inner);
+        }
+        return Ok(is_tar_header(&inner).then_some(ArchiveKind::Zstd));
     }
     Ok(is_tar_header(&head).then_some(ArchiveKind::Tar))
 }
@@ -68,6 +74,7 @@ pub(crate) fn unpack(
     let reader: Box<dyn Read> = match kind {
         ArchiveKind::Tar => Box::new(file),
         ArchiveKind::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+        ArchiveKind::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?),
     };
     let store = tempfile::Builder::new().prefix(".unpack-").tempdir_in(work_dir)?.keep();
     let mut archive = tar::Archive::new(reader);

@@ -132,7 +132,7 @@ fn layer_path(work_dir: &Path, layer: &Layer) -> PathBuf {
     work_dir.join(format!(".base-{}-{}", d.algorithm(), d.hex()))
 }
 
-/// Opens a layer blob as a tar stream: gzip or plain tar, told apart by their bytes.
+/// Opens a layer blob as a tar stream: gzip, zstd or plain tar, told apart by their bytes.
 pub(crate) fn open_layer(path: &Path) -> std::io::Result<Box<dyn Read>> {
     let mut head = [0u8; 4];
     let n = std::fs::File::open(path)?.read(&mut head)?;
@@ -141,9 +141,7 @@ pub(crate) fn open_layer(path: &Path) -> std::io::Result<Box<dyn Read>> {
         return Ok(Box::new(flate2::read::GzDecoder::new(file)));
     }
     if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-        return Err(std::io::Error::other(
-            "the layer is zstd-compressed, which the native builder cannot read yet; use a base with gzip layers",
-        ));
+        return Ok(Box::new(zstd::stream::read::Decoder::new(file)?));
     }
     Ok(Box::new(file))
 }

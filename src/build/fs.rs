@@ -93,6 +93,19 @@ impl FsTree {
         }
     }
 
+    /// Whether `src` (a COPY source, no wildcards) names a regular file of this tree itself: then what is below
+    /// it in a base does not matter.
+    pub(crate) fn holds_file(&self, src: &str) -> bool {
+        let path = normalize_in_root(src);
+        !has_wildcards(&path)
+            && self.resolve(&path).and_then(|r| self.nodes.get(&r)).is_some_and(|n| matches!(n.kind, Kind::File { .. }))
+    }
+
+    /// Puts `upper`'s entries over this tree's, as its layers would be unpacked on top.
+    pub(crate) fn overlay(&mut self, upper: &FsTree) {
+        self.apply(&upper.nodes);
+    }
+
     /// Deletes `path` and what is below it (a whiteout).
     pub(crate) fn remove(&mut self, path: &str) {
         self.nodes.remove(path);

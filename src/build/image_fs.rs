@@ -14,7 +14,7 @@ const OPAQUE: &str = ".wh..wh..opq";
 pub(crate) fn unpack_image(layers: &[PathBuf], work_dir: &Path) -> Result<FsTree, String> {
     let mut tree = FsTree::new(true);
     for (n, layer) in layers.iter().enumerate() {
-        let kind = archive::sniff(layer).map_err(|e| format!("layer {}: {e}", n + 1))?.unwrap_or(ArchiveKind::Tar);
+        let kind = layer_kind(layer).map_err(|e| format!("layer {}: {e}", n + 1))?;
         let (items, _) = archive::unpack(layer, kind, work_dir).map_err(|e| format!("layer {}: {e}", n + 1))?;
         let mut entries = BTreeMap::new();
         let mut opaque = Vec::new();
@@ -38,4 +38,16 @@ pub(crate) fn unpack_image(layers: &[PathBuf], work_dir: &Path) -> Result<FsTree
         tree.apply(&entries);
     }
     Ok(tree)
+}
+
+/// A layer blob is a gzip, zstd or plain tar (an empty layer is just zeros, so not sniffed as ADD sniffs).
+fn layer_kind(path: &Path) -> Result<ArchiveKind, String> {
+    let mut head = [0u8; 4];
+    let n = std::io::Read::read(&mut std::fs::File::open(path).map_err(|e| e.to_string())?, &mut head)
+        .map_err(|e| e.to_string())?;
+    match &head[..n] {
+        [0x1f, 0x8b, ..] => Ok(ArchiveKind::Gzip),
+        [0x28, 0xb5, 0x2f, 0xfd] => Ok(ArchiveKind::Zstd),
+        _ => Ok(ArchiveKind::Tar),
+    }
 }

@@ -5,7 +5,6 @@ use super::*;
 use crate::build::chmod::Chmod;
 use crate::build::fetch::{parse_checksum, url_file_name};
 use crate::build::fs::{Content, Kind, Node};
-use crate::build::image_fs::unpack_image;
 use crate::image::{BlobSource, Digest, Layer};
 
 impl<R: BaseResolver> Evaluator<'_, R> {
@@ -159,10 +158,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         };
         let source = match &c.from {
             None => Source::Context(self.env.ctx.clone()),
-            Some(from) => match self.copy_source_stage(from).map_err(&fail)? {
-                Some(stage) => stage,
-                None => self.copy_source_image(from, &st.image.platform()).await.map_err(&fail)?,
-            },
+            Some(from) => self.copy_source(from, &sources, &st.image.platform()).await.map_err(&fail)?,
         };
         let downloads = self.download(&urls, checksum.as_ref(), &fail).await?;
         let heredoc_lexer = Lexer { skip_quotes: true, ..Lexer::new('\\') };
@@ -264,60 +260,5 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             out.push((url_file_name(url), node));
         }
         Ok(out)
-    }
-
-    /// `--from=<image>`: the image for the stage's platform, its layers downloaded into the work directory and
-    /// unpacked (once per build), copied from as from a stage.
-    async fn copy_source_image(&self, from: &str, platform: &Platform) -> Result<Source, String> {
-        let r = ImageRef::parse(from)
-            .map_err(|e| format!("--from={from}: no stage has that name, and it is not an image reference: {e}"))?;
-        let description = format!("the image {r}");
-        let key = format!("{r} {platform}");
-        if let Some(tree) = self.base_files.image(&key).await {
-            return Ok(Source::Stage { tree, name: from.to_string(), description });
-        }
-        let image = self
-            .bases
-            .resolve(&r, platform)
-            .await
-            .map_err(|e| format!("--from={from}: no stage has that name, and the image cannot be used: {e}"))?;
-        self.env.progress.info(&format!("--from={r}: downloading and unpacking {} layers", image.layers().len()));
-        let work_dir = self.env.opts.work_dir.clone();
-        let mut files = Vec::new();
-        for layer in image.layers() {
-            let file = self.base_files.layer_file(self.bases, layer, &work_dir).await;
-            files.push(file.map_err(|e| format!("--from={from}: {e}"))?);
-        }
-        let tree = tokio::task::spawn_blocking(move || unpack_image(&files, &work_dir))
-            .await
-            .map_err(|e| format!("--from={from}: the layer reader stopped: {e}"))?
-            .map_err(|e| format!("--from={from}: unpacking {r}: {e}"))?;
-        let tree = Arc::new(tree);
-        self.base_files.remember_image(key, tree.clone()).await;
-        Ok(Source::Stage { tree, name: from.to_string(), description })
-    }
-
-    /// `--from=`: an earlier stage by name or index; `None` when no stage has that name (an image, then).
-    fn copy_source_stage(&self, from: &str) -> Result<Option<Source>, String> {
-        if self.lexer.process_word(from, &NoVars).ok().as_deref() != Some(from) {
-            return Err(format!(
-                "--from={from}: variable expansion is not supported for --from; define a stage with FROM using an ARG from the global scope and copy from it"
-            ));
-        }
-        let stages = &self.env.df.stages;
-        let lower = from.to_ascii_lowercase();
-        let idx = stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| from.parse::<usize>().ok());
-        let Some(idx) = idx else { return Ok(None) };
-        match self.done.get(idx).and_then(Option::as_ref) {
-            Some(d) if idx < self.current => Ok(Some(Source::Stage {
-                tree: d.fs.clone(),
-                name: from.to_string(),
-                description: d.description.clone(),
-            })),
-            _ => Err(format!("--from={from}: cannot copy from a stage that is not defined before the current one")),
-        }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 mod args;
 mod layers;
+mod sources;
 
 pub(crate) use args::global_args;
 pub use args::platform_of;

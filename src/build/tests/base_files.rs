@@ -155,3 +155,48 @@ async fn copy_from_an_image_unpacks_its_layers_with_whiteouts() {
     };
     assert!(err.contains("/nothing: not found in the image registry.example/base:1"), "{err}");
 }
+
+#[tokio::test]
+async fn copy_from_a_stage_sees_its_base_when_needed() {
+    let fx = fixture();
+    fx.file("a.txt", "own", 0o644);
+    let layers = vec![gz_layer(&[("etc", None), ("etc/os-release", Some("ID=test\n")), ("etc/hosts", Some("h"))])];
+    let bases = bases(layers.clone());
+    let df = "FROM registry.example/base:1 AS b\nCOPY a.txt /etc/own\n\
+              FROM scratch\nCOPY --from=b /etc/own /own\n\
+              FROM scratch AS all\nCOPY --from=b /etc/own /own\nCOPY --from=b /etc/os-release /x\nCOPY --from=b /etc/ /etc/\n";
+    let img = build_image(&fx.opts(df), &bases).await;
+    assert_eq!(entries(&img.layers()[0])[0].data, b"own");
+    assert_eq!(entries(&img.layers()[1])[0].data, b"ID=test\n", "a file of the stage's base");
+    assert_eq!(paths(&entries(&img.layers()[2])), ["etc/", "etc/hosts", "etc/os-release", "etc/own"], "base and own");
+    assert_eq!(
+        bases.fetched(),
+        [Digest::of(&layers[0])],
+        "downloaded once, for the first file not written by the stage"
+    );
+
+    let fx2 = fixture();
+    fx2.file("a.txt", "own", 0o644);
+    let bases = self::bases(layers);
+    let df = "FROM registry.example/base:1 AS b\nCOPY a.txt /own\nFROM scratch\nCOPY --from=b /own /own\n";
+    build_image(&fx2.opts(df), &bases).await;
+    assert!(bases.fetched().is_empty(), "a file the stage wrote needs nothing from its base");
+}
+
+#[tokio::test]
+async fn zstd_archives_and_layers_are_unpacked() {
+    let fx = fixture();
+    let mut tar = Vec::new();
+    let gz = gz_layer(&[("pkg", None), ("pkg/f", Some("zstd!"))]);
+    flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut tar).unwrap();
+    let zst = zstd::stream::encode_all(tar.as_slice(), 3).unwrap();
+    std::fs::write(fx.ctx.join("a.tar.zst"), &zst).unwrap();
+    let img = scratch_build(&fx.opts("FROM scratch\nADD a.tar.zst /opt/\n")).await;
+    let l = entries(&img.layers()[0]);
+    assert_eq!(paths(&l), ["opt/", "opt/pkg/", "opt/pkg/f"]);
+    assert_eq!(entry(&l, "opt/pkg/f").data, b"zstd!");
+
+    let bases = bases(vec![zst]);
+    let img = build_image(&fx.opts("FROM scratch\nCOPY --from=registry.example/base:1 /pkg/f /f\n"), &bases).await;
+    assert_eq!(entries(&img.layers()[0])[0].data, b"zstd!", "a zstd layer of an image");
+}

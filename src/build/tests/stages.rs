@@ -174,7 +174,7 @@ async fn registry_base_layers_stay_and_system_directories_are_not_written() {
         ("FROM registry.example/base:1\nCOPY --chown=node a.txt /a\n", "nor its base image have /etc/passwd"),
         (
             "FROM registry.example/base:1 AS b\nFROM scratch\nCOPY --from=b /etc/os-release /x\n",
-            "does not download base image layers",
+            "/etc/os-release: not found in stage `b` (FROM registry.example/base:1)",
         ),
     ] {
         let err = match build(&fx.opts(df), &bases, &Quiet).await {
