@@ -469,3 +469,39 @@ fn default_platform_is_the_runners_else_a_clear_error() {
         "{text}"
     );
 }
+
+/// `--chown=NAME:GROUP` over a registry base, `COPY --from=<image>` and `COPY --from=<stage>` of the base's
+/// files give what dockerd's BuildKit gives for the same Dockerfile.
+#[test]
+fn base_files_like_dockerd() {
+    let registry = Registry::start(Mode::Anonymous);
+    let base = common::push_busybox_base(&registry, "base/busybox:1");
+    let df = format!(
+        "FROM {b} AS tools\n\
+         FROM {b}\n\
+         COPY --chown=nobody:nogroup a.txt /srv/a.txt\n\
+         COPY --from={b} /etc/passwd /copied/passwd\n\
+         COPY --from=tools /etc/group /copied/group\n",
+        b = base.reference
+    );
+    let wf = publish(&registry, "cmp/base-octopush", df).file("a.txt", "a\n");
+    wf.run().assert_success();
+    let dockerd = common::Dockerd::start();
+    let docker_ref = registry.image("cmp/base-docker:1");
+    let context = wf.workspace().to_string_lossy().into_owned();
+    common::run_ok(dockerd.command().env("DOCKER_BUILDKIT", "1").args(["build", "-t", &docker_ref, &context]));
+    dockerd.docker_ok(&["push", &docker_ref]);
+
+    let ours: Vec<Entry> = pushed_layers(&registry, "cmp/base-octopush", "1").concat();
+    let docker: Vec<Entry> = pushed_layers(&registry, "cmp/base-docker", "1").concat();
+    for path in ["srv/a.txt", "copied/passwd", "copied/group"] {
+        let (o, d) = (find(&ours, path), find(&docker, path));
+        assert_eq!(
+            (o.kind, o.mode & 0o7777, o.uid, o.gid, &o.data),
+            (d.kind, d.mode & 0o7777, d.uid, d.gid, &d.data),
+            "/{path}: octopush vs docker"
+        );
+    }
+    let a = find(&docker, "srv/a.txt");
+    assert_eq!((a.uid, a.gid), (65534, 65534), "nobody:nogroup in the busybox base");
+}
