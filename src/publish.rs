@@ -92,6 +92,8 @@ impl BaseResolver for RegistryBases<'_> {
         let client = reqwest::Client::builder()
             .user_agent(self.0.options().user_agent.clone())
             .connect_timeout(self.0.options().connect_timeout)
+            // A server that stops sending fails the step instead of hanging it.
+            .read_timeout(std::time::Duration::from_secs(120))
             .build()
             .map_err(|e| fail(e.to_string()))?;
         build::fetch::fetch_http(&client, url, dest).await.map_err(fail)

@@ -173,6 +173,9 @@ pub async fn build_with_sink<R: BaseResolver>(
         },
     };
     let layers = Arc::new(cache::LayerStore::new(cache));
+    // Files and layers read from images, shared by every platform (a `FROM --platform=$BUILDPLATFORM` base is
+    // the same for all of them).
+    let base_files = base_files::BaseFiles::default();
     let mut images = Vec::new();
     let mut used_args = BTreeSet::new();
     for platform in &platforms {
@@ -189,6 +192,7 @@ pub async fn build_with_sink<R: BaseResolver>(
             now: timestamp,
             layers: layers.clone(),
             layer_sink: sink.as_ref(),
+            base_files: &base_files,
         };
         let (image, used) = stage::Evaluator::new(env, bases, platform.clone()).run(target).await?;
         used_args.extend(used);

@@ -74,7 +74,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         }
         let base: Vec<Layer> =
             st.image.layers().iter().filter(|l| matches!(l.blob.source, BlobSource::Registry(_))).cloned().collect();
-        self.base_files.read(self.bases, &base, path, &self.env.opts.work_dir).await.map_err(|e| e.to_string())
+        self.env.base_files.read(self.bases, &base, path, &self.env.opts.work_dir).await.map_err(|e| e.to_string())
     }
 
     fn policy(&self, chown: Option<(u64, u64)>, chmod: Option<Chmod>, st: &State) -> Policy {

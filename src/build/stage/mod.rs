@@ -37,6 +37,8 @@ pub(crate) struct Env<'a> {
     pub layers: Arc<LayerStore>,
     /// Gets each layer of the stages the final image is built from, when committed.
     pub layer_sink: Option<&'a crate::build::LayerSink>,
+    /// Files and layers read from images (`--chown=NAME`, `COPY --from`), once per build.
+    pub base_files: &'a BaseFiles,
 }
 
 /// A stage being evaluated.
@@ -80,8 +82,6 @@ pub(crate) struct Evaluator<'a, R> {
     platform: Platform,
     /// The stage being evaluated.
     current: usize,
-    /// Files read from base layers (`--chown=name` over a registry base).
-    base_files: BaseFiles,
     /// The stages whose layers are the final image's: the target and the stages it is FROM, transitively.
     in_image: Vec<bool>,
 }
@@ -102,7 +102,6 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             lexer,
             platform,
             current: 0,
-            base_files: BaseFiles::default(),
             in_image: Vec::new(),
         }
     }

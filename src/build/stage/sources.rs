@@ -33,7 +33,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             .map_err(|e| format!("--from={from}: no stage has that name, and it is not an image reference: {e}"))?;
         let description = format!("the image {r}");
         let key = format!("{r} {platform}");
-        if let Some(tree) = self.base_files.image(&key).await {
+        if let Some(tree) = self.env.base_files.image(&key).await {
             return Ok(Source::Stage { tree, name: from.to_string(), description });
         }
         let image = self
@@ -42,7 +42,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             .await
             .map_err(|e| format!("--from={from}: no stage has that name, and the image cannot be used: {e}"))?;
         let tree = self.unpacked(image.layers(), &format!("--from={r}")).await?;
-        self.base_files.remember_image(key, tree.clone()).await;
+        self.env.base_files.remember_image(key, tree.clone()).await;
         Ok(Source::Stage { tree, name: from.to_string(), description })
     }
 
@@ -50,14 +50,14 @@ impl<R: BaseResolver> Evaluator<'_, R> {
     async fn unpacked(&self, layers: &[Layer], what: &str) -> Result<Arc<FsTree>, String> {
         let key: Vec<&str> = layers.iter().map(|l| l.blob.descriptor.digest.as_str()).collect();
         let key = key.join(" ");
-        if let Some(tree) = self.base_files.image(&key).await {
+        if let Some(tree) = self.env.base_files.image(&key).await {
             return Ok(tree);
         }
         self.env.progress.info(&format!("{what}: downloading and unpacking {} layers", layers.len()));
         let work_dir = self.env.opts.work_dir.clone();
         let mut files = Vec::new();
         for layer in layers {
-            let file = self.base_files.layer_file(self.bases, layer, &work_dir).await;
+            let file = self.env.base_files.layer_file(self.bases, layer, &work_dir).await;
             files.push(file.map_err(|e| format!("{what}: {e}"))?);
         }
         let tree = tokio::task::spawn_blocking(move || unpack_image(&files, &work_dir))
@@ -65,7 +65,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             .map_err(|e| format!("{what}: the layer reader stopped: {e}"))?
             .map_err(|e| format!("{what}: unpacking: {e}"))?;
         let tree = Arc::new(tree);
-        self.base_files.remember_image(key, tree.clone()).await;
+        self.env.base_files.remember_image(key, tree.clone()).await;
         Ok(tree)
     }
 

@@ -200,3 +200,21 @@ async fn zstd_archives_and_layers_are_unpacked() {
     let img = build_image(&fx.opts("FROM scratch\nCOPY --from=registry.example/base:1 /pkg/f /f\n"), &bases).await;
     assert_eq!(entries(&img.layers()[0])[0].data, b"zstd!", "a zstd layer of an image");
 }
+
+#[tokio::test]
+async fn one_download_per_layer_for_every_platform() {
+    let fx = fixture();
+    fx.file("a.txt", "a", 0o644);
+    let layers = three_layers();
+    let bases = bases(layers.clone());
+    let mut opts = fx.opts("FROM --platform=$BUILDPLATFORM registry.example/base:1\nCOPY --chown=app a.txt /a\n");
+    opts.platforms = vec![Platform::new("linux", "amd64", None), Platform::new("linux", "arm64", Some("v8"))];
+    let index = match build(&opts, &bases, &Quiet).await {
+        Ok(Artifact::Index(i)) => i,
+        other => panic!("expected an index: {other:?}"),
+    };
+    for image in &index.images {
+        assert_eq!(entries(&image.layers()[3])[0].uid, 4242);
+    }
+    assert_eq!(bases.fetched(), [Digest::of(&layers[2]), Digest::of(&layers[1])], "once for both platforms");
+}
