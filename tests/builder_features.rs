@@ -342,7 +342,22 @@ fn a_file_over_8_gib_gets_a_pax_size() {
     let big = std::fs::File::create(wf.workspace().join("big.bin")).expect("create");
     big.set_len(SIZE).expect("a sparse 8 GiB + 1 byte file");
     drop(big);
-    wf.run().assert_success();
+    // The binary runs under a Python parent that reports its peak resident memory (ru_maxrss, KiB).
+    let rss_file = out.path().join("maxrss");
+    let wrapper = out.path().join("maxrss.py");
+    std::fs::write(
+        &wrapper,
+        "import resource, subprocess, sys\n\
+         rc = subprocess.call(sys.argv[2:])\n\
+         open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
+         sys.exit(rc)\n",
+    )
+    .expect("wrapper");
+    let args = [wrapper, rss_file.clone(), std::path::PathBuf::from(env!("CARGO_BIN_EXE_octopush"))]
+        .map(|p| p.to_string_lossy().into_owned());
+    wf.run_with(&common::tool("python3"), &args).assert_success();
+    let peak_kib: u64 = std::fs::read_to_string(&rss_file).expect("maxrss").trim().parse().expect("a number");
+    assert!(peak_kib < 256 << 10, "octopush peaked at {peak_kib} KiB for an 8 GiB file: it must stream");
 
     let read_json = |p: std::path::PathBuf| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("json")
