@@ -58,8 +58,9 @@ impl Context {
     }
 
     /// Resolves one source (after variable expansion) to what it copies. A wildcard matching nothing gives no
-    /// roots; a plain path that does not exist, or is excluded, is an error.
-    pub(crate) fn roots(&self, src: &str, excludes: &PatternMatcher) -> Result<Vec<Root>, String> {
+    /// roots; a plain path that does not exist, or is excluded, is an error. `doublestar` (`--parents`): a `**`
+    /// component matches any number of directories, as BuildKit's `--parents` patterns do.
+    pub(crate) fn roots(&self, src: &str, excludes: &PatternMatcher, doublestar: bool) -> Result<Vec<Root>, String> {
         let cleaned = clean(&format!("./{src}"));
         if cleaned == ".." || cleaned.starts_with("../") {
             return Err(format!(
@@ -68,7 +69,7 @@ impl Context {
             ));
         }
         let rel = if cleaned == "." { String::new() } else { cleaned.trim_start_matches('/').to_string() };
-        let candidates = if has_wildcards(&rel) { self.glob(&rel)? } else { vec![rel.clone()] };
+        let candidates = if has_wildcards(&rel) { self.glob(&rel, doublestar)? } else { vec![rel.clone()] };
         let wildcard = has_wildcards(&rel);
         let mut roots = Vec::new();
         for path in candidates {
@@ -205,11 +206,16 @@ impl Context {
     }
 
     /// Expands a wildcard path one component at a time (Go's `filepath.Match` per component).
-    fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
+    fn glob(&self, pattern: &str, doublestar: bool) -> Result<Vec<String>, String> {
         let mut current = vec![String::new()];
         for comp in pattern.split('/').filter(|c| !c.is_empty()) {
             let mut next = Vec::new();
             for base in &current {
+                if doublestar && comp == "**" {
+                    next.push(base.clone());
+                    self.descendants(base, &mut next)?;
+                    continue;
+                }
                 if !has_wildcards(comp) {
                     let p = join(base, &unescape(comp));
                     if std::fs::symlink_metadata(self.root.join(&p)).is_ok() {
@@ -227,10 +233,25 @@ impl Context {
                 }
             }
             next.sort();
+            next.dedup();
             current = next;
         }
-        current.dedup();
         Ok(current)
+    }
+
+    /// Every path below the directory `base` (symlinks listed, not followed), for `**`.
+    fn descendants(&self, base: &str, out: &mut Vec<String>) -> Result<(), String> {
+        let dir = self.root.join(self.resolve_links(base)?);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+        for e in entries.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
+            let path = join(base, &name);
+            out.push(path.clone());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                self.descendants(&path, out)?;
+            }
+        }
+        Ok(())
     }
 }
 

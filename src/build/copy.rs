@@ -145,8 +145,10 @@ impl CopyJob {
                 _ => String::new(),
             };
             let found = match &self.source {
-                Source::Context(ctx) => ctx.roots(src, &excludes)?,
-                Source::Stage { tree: other, name, description } => other.roots(src, &excludes, name, description)?,
+                Source::Context(ctx) => ctx.roots(src, &excludes, self.parents)?,
+                Source::Stage { tree: other, name, description } => {
+                    other.roots(src, &excludes, name, description, self.parents)?
+                }
             };
             for root in found {
                 if self.unpack && !root.is_dir {
@@ -159,7 +161,7 @@ impl CopyJob {
                         }
                     }
                 }
-                kept.push(self.parents.then(|| (pivot.clone(), below(&root.path, &pivot))));
+                kept.push(self.parents.then(|| split_at_pivot(&root.path, &pivot)));
                 roots.push(root);
             }
         }
@@ -262,16 +264,13 @@ impl CopyJob {
     }
 }
 
-/// `path` relative to the directory `pivot` (both relative to the same root).
-fn below(path: &str, pivot: &str) -> String {
-    if pivot.is_empty() {
-        return path.to_string();
-    }
-    match path.strip_prefix(pivot) {
-        Some("") => String::new(),
-        Some(rest) if rest.starts_with('/') => rest[1..].to_string(),
-        _ => path.to_string(),
-    }
+/// `path` split at the pivot `pivot` (a pattern: `a/b*` matched `a/b2`): the pivot directory it matched, and
+/// the components after it.
+fn split_at_pivot(path: &str, pivot: &str) -> (String, String) {
+    let depth = pivot.split('/').filter(|c| !c.is_empty()).count();
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let depth = depth.min(comps.len());
+    (comps[..depth].join("/"), comps[depth..].join("/"))
 }
 
 /// The entries `mkdir -p /path` adds (WORKDIR): the directory owned by `policy.chown`, and parents by the same

@@ -141,6 +141,7 @@ impl FsTree {
         excludes: &PatternMatcher,
         name: &str,
         description: &str,
+        doublestar: bool,
     ) -> Result<Vec<Root>, String> {
         let pattern = normalize_in_root(src);
         let candidates: Vec<String> = if has_wildcards(&pattern) {
@@ -148,9 +149,7 @@ impl FsTree {
             let mut found = Vec::new();
             for p in self.paths() {
                 let comps: Vec<&str> = p.split('/').collect();
-                if comps.len() == parts.len()
-                    && parts.iter().zip(&comps).all(|(pat, c)| glob_match(pat, c).unwrap_or(false))
-                {
+                if components_match(&parts, &comps, doublestar) {
                     found.push(p.to_string());
                 }
             }
@@ -242,6 +241,17 @@ impl FsTree {
         let mut buf = Vec::new();
         content.open()?.take(16 << 20).read_to_end(&mut buf)?;
         Ok(Some(buf))
+    }
+}
+
+/// Go's `filepath.Match` per component; with `doublestar`, a `**` component matches any number of components.
+fn components_match(parts: &[&str], comps: &[&str], doublestar: bool) -> bool {
+    match parts.split_first() {
+        None => comps.is_empty(),
+        Some((&"**", rest)) if doublestar => (0..=comps.len()).any(|i| components_match(rest, &comps[i..], true)),
+        Some((pat, rest)) => comps
+            .split_first()
+            .is_some_and(|(c, more)| glob_match(pat, c).unwrap_or(false) && components_match(rest, more, doublestar)),
     }
 }
 

@@ -26,7 +26,7 @@ async fn parents_keep_the_source_path() {
 #[tokio::test]
 async fn parents_with_a_pivot_from_a_stage() {
     let fx = fixture();
-    for f in ["a/b/c/d/foo", "a/b/c/d/e/bay", "a/b2/c/d/e/bar", "a/b/c2/d/e/baz"] {
+    for f in ["a/b/c/d/foo", "a/b/c/d/e/bay", "a/b2/c/d/e/bar", "a/b/c2/d/e/baz", "a/b/c2/d/e2/baz"] {
         fx.file(&format!("t/{f}"), f, 0o644);
     }
     let df = "FROM scratch AS base\nCOPY t /test/\n\
@@ -34,7 +34,10 @@ async fn parents_with_a_pivot_from_a_stage() {
               FROM scratch AS end\nCOPY --from=base --parents /test/a/b/c/d/. /out/\n\
               FROM scratch AS double\nCOPY --from=base --parents /test/a/./b/./c /out/\n\
               FROM scratch AS wildcard\nCOPY --from=base --parents /test/a/./*/c /out/\n\
-              FROM scratch AS context\nCOPY --parents t/a/./b2/c/d/e/bar /out/\n";
+              FROM scratch AS context\nCOPY --parents t/a/./b2/c/d/e/bar /out/\n\
+              FROM scratch AS doublewildcard\nCOPY --from=base --parents /test/a/b*/./c/**/e /out/\n\
+              FROM scratch AS doubleinputs\nCOPY --from=base --parents /test/a/b/c*/./d/**/baz /test/a/b*/./c/**/bar /out/\n\
+              FROM scratch AS contextdouble\nCOPY --parents t/a/b/./c2/**/baz /out/\n";
     let paths_of = |img: &Image| paths(&entries(&img.layers()[0])).iter().map(|p| p.to_string()).collect::<Vec<_>>();
     let mut opts = fx.opts(df);
     let target = |opts: &mut BuildOptions, t: &str| opts.target = Some(t.into());
@@ -56,6 +59,23 @@ async fn parents_with_a_pivot_from_a_stage() {
     target(&mut opts, "context");
     let p = paths_of(&scratch_build(&opts).await);
     assert_eq!(p, ["out/", "out/b2/", "out/b2/c/", "out/b2/c/d/", "out/b2/c/d/e/", "out/b2/c/d/e/bar"]);
+    // BuildKit's `**` cases (testCopyRelativeParents): any number of directories.
+    target(&mut opts, "doublewildcard");
+    let p = paths_of(&scratch_build(&opts).await);
+    assert!(p.contains(&"out/c/d/e/bay".to_string()) && p.contains(&"out/c/d/e/bar".to_string()), "{p:?}");
+    target(&mut opts, "doubleinputs");
+    let p = paths_of(&scratch_build(&opts).await);
+    for want in ["out/d/e/baz", "out/d/e2/baz", "out/c/d/e/bar"] {
+        assert!(p.contains(&want.to_string()), "{want} in {p:?}");
+    }
+    assert!(!p.contains(&"out/d/e/bay".to_string()), "{p:?}");
+    target(&mut opts, "contextdouble");
+    let p = paths_of(&scratch_build(&opts).await);
+    assert_eq!(
+        p,
+        ["out/", "out/c2/", "out/c2/d/", "out/c2/d/e/", "out/c2/d/e/baz", "out/c2/d/e2/", "out/c2/d/e2/baz"],
+        "from the context"
+    );
 }
 
 #[tokio::test]
