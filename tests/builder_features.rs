@@ -10,68 +10,32 @@ use std::io::Read as _;
 
 use serde_json::json;
 
+use common::image::{Entry as BaseEntry, gzip_layer, write_blob};
 use common::{Mode, Registry, Workflow};
 
-/// One entry of a test base layer: a directory, a file (mode 0644) or a symlink.
-enum E {
-    Dir(&'static str),
-    File(&'static str, &'static str),
-    Link(&'static str, &'static str),
+/// Entries of a test base layer: a directory (0755), a file (0644) or a symlink, as `common::image` writes them.
+fn dir(p: &'static str) -> BaseEntry {
+    BaseEntry::Dir(p, 0o755)
 }
 
-fn gz_tar(entries: &[E]) -> (Vec<u8>, String) {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_ustar();
-        h.set_mtime(1_700_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        match e {
-            E::Dir(p) => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_size(0);
-                b.append_data(&mut h, format!("{p}/"), std::io::empty()).expect("tar dir");
-            }
-            E::File(p, data) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(0o644);
-                h.set_size(data.len() as u64);
-                b.append_data(&mut h, p, data.as_bytes()).expect("tar file");
-            }
-            E::Link(p, target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
-                h.set_size(0);
-                b.append_link(&mut h, p, target).expect("tar link");
-            }
-        }
-    }
-    let tar = b.into_inner().expect("tar");
-    let diff_id = common::sha256_digest(&tar);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &tar).expect("gzip");
-    (gz.finish().expect("gzip"), diff_id)
+fn file(p: &'static str, data: &str) -> BaseEntry {
+    BaseEntry::File(p, 0o644, data.as_bytes().to_vec())
 }
 
-fn write_blob(layout: &std::path::Path, data: &[u8]) -> String {
-    let digest = common::sha256_digest(data);
-    let dir = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&dir).expect("blobs dir");
-    std::fs::write(dir.join(digest.trim_start_matches("sha256:")), data).expect("write blob");
-    digest
+fn link(p: &str, target: &'static str) -> BaseEntry {
+    BaseEntry::Symlink(p.to_string(), target)
 }
 
 /// Pushes an image of `layers` (bottom first) for this machine's architecture as `repo_tag` with skopeo;
 /// returns the layer digests.
-fn push_layered_base(registry: &Registry, repo_tag: &str, layers: &[&[E]]) -> Vec<String> {
+fn push_layered_base(registry: &Registry, repo_tag: &str, layers: Vec<Vec<BaseEntry>>) -> Vec<String> {
     let layout = tempfile::tempdir().expect("tempdir");
     let (_, tag) = repo_tag.rsplit_once(':').expect("REPO:TAG");
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
     let mut digests = Vec::new();
     for l in layers {
-        let (gz, diff_id) = gz_tar(l);
+        let (gz, diff_id) = gzip_layer(l);
         let d = write_blob(layout.path(), &gz);
         descs.push(json!({"mediaType": common::image::OCI_LAYER_GZIP, "digest": d, "size": gz.len()}));
         diff_ids.push(diff_id);
@@ -175,10 +139,10 @@ fn push_user_base(registry: &Registry) -> Vec<String> {
     push_layered_base(
         registry,
         "base/users:1",
-        &[
-            &[E::Dir("etc"), E::File("etc/passwd", OLD_PASSWD), E::File("etc/group", GROUP), E::Dir("bin")],
-            &[E::Dir("etc"), E::File("etc/passwd.real", NEW_PASSWD), E::Link("etc/passwd", "passwd.real")],
-            &[E::Dir("usr"), E::File("usr/README", "unrelated\n")],
+        vec![
+            vec![dir("etc"), file("etc/passwd", OLD_PASSWD), file("etc/group", GROUP), dir("bin")],
+            vec![dir("etc"), file("etc/passwd.real", NEW_PASSWD), link("etc/passwd", "passwd.real")],
+            vec![dir("usr"), file("usr/README", "unrelated\n")],
         ],
     )
 }
@@ -232,15 +196,15 @@ fn copy_from_an_image_reference() {
     push_layered_base(
         &registry,
         "tools/image:2",
-        &[
-            &[E::Dir("etc"), E::File("etc/a.conf", "a\n"), E::File("etc/b.conf", "b\n"), E::Dir("opt")],
-            &[E::Dir("opt"), E::Dir("opt/tool"), E::File("opt/tool/run", "v1\n"), E::File("opt/tool/old", "old\n")],
-            &[
-                E::File("etc/.wh.a.conf", ""),
-                E::Dir("opt/tool"),
-                E::File("opt/tool/.wh..wh..opq", ""),
-                E::File("opt/tool/run", "v2\n"),
-                E::Link("opt/tool/latest", "run"),
+        vec![
+            vec![dir("etc"), file("etc/a.conf", "a\n"), file("etc/b.conf", "b\n"), dir("opt")],
+            vec![dir("opt"), dir("opt/tool"), file("opt/tool/run", "v1\n"), file("opt/tool/old", "old\n")],
+            vec![
+                file("etc/.wh.a.conf", ""),
+                dir("opt/tool"),
+                file("opt/tool/.wh..wh..opq", ""),
+                file("opt/tool/run", "v2\n"),
+                link("opt/tool/latest", "run"),
             ],
         ],
     );
@@ -305,7 +269,7 @@ impl Drop for HttpServer {
 fn add_url_with_checksum() {
     let registry = Registry::start(Mode::Anonymous);
     let served = tempfile::tempdir().expect("tempdir");
-    std::fs::write(served.path().join("tool.tar.gz"), gz_tar(&[E::File("inside", "x\n")]).0).expect("write");
+    std::fs::write(served.path().join("tool.tar.gz"), gzip_layer(vec![file("inside", "x\n")]).0).expect("write");
     let server = HttpServer::start(served.path());
     let url = format!("http://127.0.0.1:{}/tool.tar.gz", server.port);
     let sum = common::sha256_digest(&std::fs::read(served.path().join("tool.tar.gz")).expect("read"));
@@ -392,7 +356,7 @@ fn add_url_like_dockerd() {
     let registry = Registry::start(Mode::Anonymous);
     let served = tempfile::tempdir().expect("tempdir");
     let tgz = served.path().join("tool.tar.gz");
-    std::fs::write(&tgz, gz_tar(&[E::File("inside", "x\n")]).0).expect("write");
+    std::fs::write(&tgz, gzip_layer(vec![file("inside", "x\n")]).0).expect("write");
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
     std::fs::File::options().write(true).open(&tgz).expect("open").set_modified(mtime).expect("mtime");
     let server = HttpServer::start(served.path());
@@ -426,7 +390,7 @@ fn push_index_base(registry: &Registry, repo_tag: &str, platforms: &[(&'static s
     let (_, tag) = repo_tag.rsplit_once(':').expect("REPO:TAG");
     let mut manifests = Vec::new();
     for (arch, variant) in platforms {
-        let (gz, diff_id) = gz_tar(&[E::File("arch", arch)]);
+        let (gz, diff_id) = gzip_layer(vec![file("arch", arch)]);
         let layer = write_blob(layout.path(), &gz);
         let mut platform = json!({"architecture": arch, "os": "linux"});
         if let Some(v) = variant {

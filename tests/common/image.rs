@@ -30,10 +30,11 @@ const APPLETS: &str = "\
 const MTIME: u64 = 1_700_000_000;
 const CREATED: &str = "2023-11-14T22:13:20Z";
 
-enum Entry {
+pub enum Entry {
     Dir(&'static str, u32),
     File(&'static str, u32, Vec<u8>),
-    Symlink(&'static str, &'static str),
+    /// A symlink at a path (relative to `/`) to a target.
+    Symlink(String, &'static str),
 }
 
 /// A base image as pushed: its name, digests and raw bytes.
@@ -139,7 +140,7 @@ fn rootfs_entries(busybox: Vec<u8>) -> Vec<Entry> {
         Entry::Dir("var", 0o755),
     ];
     for applet in APPLETS.split_whitespace() {
-        entries.push(Entry::Symlink(applet, "busybox"));
+        entries.push(Entry::Symlink(format!("bin/{applet}"), "busybox"));
     }
     entries
 }
@@ -160,8 +161,8 @@ pub fn busybox_rootfs(dest: &Path) {
                 std::fs::write(dest.join(p), data).expect("write file");
                 std::fs::set_permissions(dest.join(p), std::fs::Permissions::from_mode(mode)).expect("chmod");
             }
-            Entry::Symlink(name, target) => {
-                let link = dest.join("bin").join(name);
+            Entry::Symlink(path, target) => {
+                let link = dest.join(path);
                 let _ = std::fs::remove_file(&link);
                 std::os::unix::fs::symlink(target, link).expect("symlink");
             }
@@ -170,7 +171,7 @@ pub fn busybox_rootfs(dest: &Path) {
 }
 
 /// An uncompressed tar of the entries, every entry root-owned with the fixed mtime.
-fn tar_of(entries: Vec<Entry>) -> Vec<u8> {
+pub fn tar_of(entries: Vec<Entry>) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for entry in entries {
         let mut h = tar::Header::new_ustar();
@@ -190,18 +191,18 @@ fn tar_of(entries: Vec<Entry>) -> Vec<u8> {
                 h.set_size(data.len() as u64);
                 builder.append_data(&mut h, p, data.as_slice()).expect("tar file");
             }
-            Entry::Symlink(name, target) => {
+            Entry::Symlink(path, target) => {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_mode(0o777);
                 h.set_size(0);
-                builder.append_link(&mut h, format!("bin/{name}"), target).expect("tar symlink");
+                builder.append_link(&mut h, path, target).expect("tar symlink");
             }
         }
     }
     builder.into_inner().expect("finish tar")
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).expect("gzip");
     enc.finish().expect("gzip finish")
@@ -215,12 +216,18 @@ fn base_layer(arch: &str) -> (Vec<u8>, String) {
     } else {
         format!("placeholder: the {arch} busybox of the octopush test base; it is never run\n").into_bytes()
     };
-    let tar = tar_of(rootfs_entries(busybox));
+    gzip_layer(rootfs_entries(busybox))
+}
+
+/// A gzip layer of the entries and its diff_id (the digest of the tar).
+pub fn gzip_layer(entries: Vec<Entry>) -> (Vec<u8>, String) {
+    let tar = tar_of(entries);
     let diff_id = sha256_digest(&tar);
     (gzip(&tar), diff_id)
 }
 
-fn write_blob(layout: &Path, data: &[u8]) -> String {
+/// Writes a blob into an OCI layout's `blobs/sha256`; returns its digest.
+pub fn write_blob(layout: &Path, data: &[u8]) -> String {
     let digest = sha256_digest(data);
     let dir = layout.join("blobs").join("sha256");
     std::fs::create_dir_all(&dir).expect("create blobs dir");
