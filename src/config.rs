@@ -265,7 +265,9 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
     let password = raw.get("password").or_else(|| env.non_empty("GITHUB_TOKEN")).map(|p| p.trim().to_string());
     let username = raw.get("username").or_else(|| env.non_empty("GITHUB_ACTOR")).map(|u| u.trim().to_string());
     let default_credentials = match (username, password) {
-        (Some(u), Some(p)) => Some(Credentials { username: u, password: Secret::new(p) }),
+        (Some(u), Some(p)) => {
+            Some(Credentials::new(u, Secret::new(p)).from_source("the `username` and `password` inputs"))
+        }
         (None, Some(_)) => {
             return Err(bad(
                 "username",
@@ -286,8 +288,10 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
     for line in raw.lines("registry_auth") {
         let parsed = split_registry_auth(&line).and_then(|(host, user, pass)| {
             let host = host.trim().to_ascii_lowercase();
-            (!host.is_empty() && !user.trim().is_empty() && !pass.is_empty())
-                .then(|| (host, Credentials { username: user.trim().to_string(), password: Secret::new(pass.trim()) }))
+            (!host.is_empty() && !user.trim().is_empty() && !pass.is_empty()).then(|| {
+                let source = format!("the `registry_auth` line for {host}");
+                (host, Credentials::new(user.trim(), Secret::new(pass.trim())).from_source(source))
+            })
         });
         match parsed {
             Some((host, creds)) => {
@@ -436,6 +440,9 @@ mod tests {
         assert_eq!(hosts, vec!["ghcr.io", "quay.io"], "no workflow token for 127.0.0.1:5000");
         assert_eq!(c.publish.credentials["quay.io"].username, "robot");
         assert_eq!(c.publish.credentials["quay.io"].password.expose(), "qu4y-p4ss");
+        // Where each came from is what a rejection tells the user to check.
+        assert_eq!(c.publish.credentials["quay.io"].source, "the `registry_auth` line for quay.io");
+        assert_eq!(c.publish.credentials["ghcr.io"].source, "the `username` and `password` inputs");
         let c = parse(&[("registry", "127.0.0.1:5000"), ("repository", "o/a")], &vars).unwrap();
         assert_eq!(c.publish.credentials["127.0.0.1:5000"].username, "octocat", "the `registry` host gets them");
         let e =

@@ -167,3 +167,36 @@ fn a_base_in_one_private_registry_streams_into_another() {
     assert_masked(&result, PASS_A);
     assert_no_secret(&result, PASS_B);
 }
+
+/// A rejected password names where it came from: the config.json entry, the `registry_auth` line, or the
+/// `username`/`password` inputs (tests/publish.rs), so the user knows which one to fix.
+#[test]
+fn a_rejected_password_names_where_it_came_from() {
+    let a = Registry::start(Mode::htpasswd("robot", PASS_A));
+    let base = push_busybox_base(&a, "base/busybox:1");
+    let wrong = "config-json-wrong-p4ss";
+    let key = format!("http://{}", a.host());
+    let config = serde_json::json!({"auths": {&key: {"auth": b64(&format!("robot:{wrong}"))}}});
+    let wf = step(&base.reference, &config).input("registry", a.host());
+    let file = wf.runner_temp().join("docker-config/config.json");
+    let result = wf.run();
+    result.assert_failure();
+    let errors: Vec<&str> = result.stdout.lines().filter(|l| l.starts_with("::error")).collect();
+    assert_eq!(errors.len(), 1, "{}", result.dump());
+    assert!(
+        errors[0].contains(&format!("the `auths` entry `{key}` in {}", file.display())),
+        "the error names the config.json entry: {}",
+        errors[0]
+    );
+    assert_no_secret(&result, wrong);
+
+    let result = step(&base.reference, &serde_json::json!({}))
+        .input("registry", a.host())
+        .input("registry_auth", &format!("{}=robot:{wrong}", a.host()))
+        .run();
+    result.assert_failure();
+    let errors: Vec<&str> = result.stdout.lines().filter(|l| l.starts_with("::error")).collect();
+    assert_eq!(errors.len(), 1, "{}", result.dump());
+    assert!(errors[0].contains(&format!("the `registry_auth` line for {}", a.host())), "{}", errors[0]);
+    assert_no_secret(&result, wrong);
+}

@@ -15,11 +15,21 @@ use crate::secret::Secret;
 pub struct Credentials {
     pub username: String,
     pub password: Secret,
+    /// Where they came from, as the place to check when the registry rejects them (`the \`registry_auth\`
+    /// line for HOST`, a docker `config.json`, a credential helper).
+    pub source: String,
 }
 
 impl Credentials {
+    /// Credentials whose source is only "the credentials given for" the registry; see [`Credentials::from_source`].
     pub fn new(username: impl Into<String>, password: Secret) -> Self {
-        Credentials { username: username.into(), password }
+        Credentials { username: username.into(), password, source: "the credentials given for it".into() }
+    }
+
+    /// Names where the credentials came from, for the error a rejection gives.
+    pub fn from_source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
     }
 
     pub(crate) fn basic_header(&self) -> HeaderValue {

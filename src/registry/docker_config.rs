@@ -128,6 +128,7 @@ impl DockerConfig {
                 }
             };
             if let Some(c) = creds {
+                let c = c.from_source(format!("the `auths` entry `{key}` in {}", path.display()));
                 auths.push((key.trim().to_ascii_lowercase(), hostname(&key), c));
             }
         }
@@ -249,7 +250,8 @@ impl DockerConfig {
         if answer.secret.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Credentials::new(answer.username, Secret::new(answer.secret))))
+        let source = format!("what docker-credential-{helper} (named in {}) stores for {server}", self.path.display());
+        Ok(Some(Credentials::new(answer.username, Secret::new(answer.secret)).from_source(source)))
     }
 }
 
@@ -428,6 +430,10 @@ mod tests {
         let run = |helper: &'static str, server: &'static str| c.run_helper_in(Some(dir.path()), helper, server);
         let got = run("echo", "127.0.0.1:5000").await.unwrap().unwrap();
         assert_eq!((got.username.as_str(), got.password.expose()), ("u-127.0.0.1:5000", "s3cr3t"));
+        assert_eq!(
+            got.source, "what docker-credential-echo (named in /home/u/.docker/config.json) stores for 127.0.0.1:5000",
+            "a rejection names the helper to fix"
+        );
         assert_eq!(run("none", "b.example").await.unwrap(), None, "not found is no credentials, as in docker");
         let e = run("broken", "c.example").await.unwrap_err().to_string();
         assert!(e.contains("docker-credential-broken") && e.contains("cannot reach the vault"), "{e}");

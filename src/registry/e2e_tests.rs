@@ -158,7 +158,10 @@ async fn htpasswd_right_password_pushes_and_a_wrong_one_names_the_inputs() {
     assert_eq!(good.get_manifest(&target, "1").await.unwrap().digest, r.digest);
 
     let bad = fast_client(ClientOptions::default());
-    bad.set_credentials(&reg.host, Credentials::new("octocat", Secret::new("wrong-pass")));
+    bad.set_credentials(
+        &reg.host,
+        Credentials::new("octocat", Secret::new("wrong-pass")).from_source("the `username` and `password` inputs"),
+    );
     let e = push(&bad, &target, &artifact, &["2".into()], &Collect::default()).await.unwrap_err();
     assert!(matches!(e, RegistryError::BadCredentials { .. }), "{e:?}");
     assert_eq!(
@@ -264,7 +267,10 @@ async fn token_auth_like_ghcr_one_token_per_scope_set_mount_scopes_and_refusals(
     assert!(m.contains("permissions: packages: write") && m.contains("Manage Actions access"), "{m}");
 
     let wrong = fast_client(ClientOptions::default());
-    wrong.set_credentials(&reg.host, Credentials::new("octocat", Secret::new("ghp_wrong")));
+    wrong.set_credentials(
+        &reg.host,
+        Credentials::new("octocat", Secret::new("ghp_wrong")).from_source("the `username` and `password` inputs"),
+    );
     let e = push(&wrong, &app, &artifact, &["2".into()], &Collect::default()).await.unwrap_err();
     assert_eq!(
         e.to_string(),

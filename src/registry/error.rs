@@ -26,10 +26,8 @@ pub enum RegistryError {
     #[error("{}", unauthorized(registry, repository, *action, username.as_deref()))]
     Unauthorized { registry: String, repository: String, action: Action, username: Option<String> },
 
-    #[error(
-        "the registry {registry} rejected the credentials for {username}: check the `username` and `password` inputs"
-    )]
-    BadCredentials { registry: String, username: String },
+    #[error("the registry {registry} rejected the credentials for {username}: check {origin}")]
+    BadCredentials { registry: String, username: String, origin: String },
 
     #[error("{}", denied(registry, repository, *action, message))]
     Denied { registry: String, repository: String, action: Action, message: String },
@@ -320,8 +318,12 @@ mod tests {
 
     #[test]
     fn other_messages_name_the_input_to_fix() {
-        let m =
-            RegistryError::BadCredentials { registry: "127.0.0.1:5000".into(), username: "user".into() }.to_string();
+        let m = RegistryError::BadCredentials {
+            registry: "127.0.0.1:5000".into(),
+            username: "user".into(),
+            origin: "the `username` and `password` inputs".into(),
+        }
+        .to_string();
         assert_eq!(
             m,
             "the registry 127.0.0.1:5000 rejected the credentials for user: check the `username` and `password` inputs"

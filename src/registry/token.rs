@@ -176,9 +176,11 @@ async fn token_response(
         200..=299 => {}
         401 => {
             return Err(match req.creds {
-                Some(c) => {
-                    RegistryError::BadCredentials { registry: req.registry.to_string(), username: c.username.clone() }
-                }
+                Some(c) => RegistryError::BadCredentials {
+                    registry: req.registry.to_string(),
+                    username: c.username.clone(),
+                    origin: c.source.clone(),
+                },
                 None => RegistryError::Unauthorized {
                     registry: req.registry.to_string(),
                     repository: req.repository.to_string(),

@@ -183,7 +183,9 @@ impl RegistryClient {
             (401, _) | (_, "UNAUTHORIZED") => {
                 let basic = self.inner.auth.scheme(&t.name.api_host().to_ascii_lowercase()) == Some(Scheme::Basic);
                 match creds {
-                    Some(c) if basic => RegistryError::BadCredentials { registry, username: c.username },
+                    Some(c) if basic => {
+                        RegistryError::BadCredentials { registry, username: c.username, origin: c.source }
+                    }
                     c => RegistryError::Unauthorized {
                         registry,
                         repository,
