@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real servers and peer tools the integration tests start (see tests/common/): Debian's CNCF
-# distribution registry, skopeo, umoci, buildah, busybox-static, htpasswd, jq, zstd (reads zstd layers), Docker Engine, python3 with
-# `cryptography` (the test token issuer) and act (end-to-end runs of the action). Idempotent and quick when
-# everything is already there: apt-get update runs only if a package is missing. Works as root or through sudo.
+# distribution registry, skopeo, umoci, buildah, busybox-static, htpasswd, jq, zstd (reads zstd layers), Docker
+# Engine, python3 with `cryptography` (the test token issuer), and act and git (end-to-end runs of action.yml in
+# tests/act.rs). Idempotent and quick when everything is already there: apt-get update runs only if a package is
+# missing. Works as root or through sudo.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -49,6 +50,7 @@ packages=(
   "curl:curl"
   "openssl:openssl"
   "ca-certificates:"
+  "git:git"
 )
 
 missing=()
@@ -67,7 +69,7 @@ else
   apt_install "${missing[@]}"
 fi
 
-for cmd in docker-registry skopeo umoci buildah busybox htpasswd jq curl openssl; do
+for cmd in docker-registry skopeo umoci buildah busybox htpasswd jq curl openssl git; do
   command -v "$cmd" >/dev/null 2>&1 || fail "$cmd is still not on PATH after installing its package"
 done
 [ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null 2>&1 || fail "dockerd is missing after installing docker.io"
@@ -137,4 +139,4 @@ else
 fi
 
 echo "install-test-deps: ok (docker-registry, skopeo $(skopeo --version | awk '{print $3}'), umoci, buildah," \
-  "busybox, htpasswd, jq, $(/usr/bin/docker --version | cut -d, -f1), python3 cryptography, act)"
+  "busybox, htpasswd, jq, git, $(/usr/bin/docker --version | cut -d, -f1), python3 cryptography, act)"

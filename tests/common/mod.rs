@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod access;
+pub mod act;
 pub mod checks;
 pub mod dockerd;
 pub mod http;
