@@ -188,6 +188,31 @@ fn assert_clean_failure(result: &RunResult, needle: &str) {
     }
 }
 
+/// A machine or minimal image without any CA certificate (`SSL_CERT_FILE` at an empty file): plain-HTTP and
+/// `ca_file` registries still work, and a TLS registry without `ca_file` fails cleanly, naming `ca_file`.
+#[test]
+fn no_system_ca_certificates_still_publish_over_http_and_with_a_ca_file() {
+    let plain = Registry::start(Mode::Anonymous);
+    push_busybox_base(&plain, "base/busybox:1");
+    let wf = classic_step(&plain);
+    let empty = wf.runner_temp().join("no-certs.pem");
+    std::fs::write(&empty, "").unwrap();
+    let no_roots = |wf: Workflow| wf.env("SSL_CERT_FILE", empty.to_str().unwrap()).env_remove("SSL_CERT_DIR");
+    let result = no_roots(wf).run();
+    result.assert_success();
+    assert_eq!(plain.get_manifest(REPO, "latest").1, result.output("digest"));
+
+    let tls = Registry::start(Mode::Tls);
+    push_busybox_base(&tls, "base/busybox:1");
+    let result = no_roots(classic_step(&tls)).run();
+    result.assert_success();
+    assert_eq!(tls.get_manifest(REPO, "latest").1, result.output("digest"));
+
+    let without_ca = project(Workflow::new(), &tls).input("registry", tls.host()).input("repository", "o/a");
+    let result = no_roots(without_ca).run();
+    assert_clean_failure(&result, "ca_file");
+}
+
 #[test]
 fn wrong_password_fails_with_one_clear_error() {
     for mode in [Mode::token(USER, PASSWORD), Mode::htpasswd(USER, PASSWORD)] {

@@ -124,6 +124,9 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
+/// What rustls-platform-verifier says when the system has no CA certificate at all.
+const NO_SYSTEM_ROOTS: &str = "No CA certificates were loaded from the system";
+
 impl RegistryClient {
     pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
         RegistryClient::build(options, |b| b)
@@ -132,28 +135,43 @@ impl RegistryClient {
     /// `new`, with a last change to the HTTP client builder (tests pin host names to 127.0.0.1 with it).
     pub(crate) fn build(
         options: ClientOptions,
-        tweak: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+        tweak: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
     ) -> Result<Self, RegistryError> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(options.user_agent.clone())
-            .connect_timeout(options.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
-        if let Some(path) = &options.ca_file {
-            let pem =
-                std::fs::read(path).map_err(|e| RegistryError::CaFile { path: path.clone(), detail: e.to_string() })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| RegistryError::CaFile { path: path.clone(), detail: e.without_url().to_string() })?;
-            if certs.is_empty() {
-                return Err(RegistryError::CaFile { path: path.clone(), detail: "it holds no certificate".into() });
+        let extra = match &options.ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| RegistryError::CaFile { path: path.clone(), detail: e.to_string() })?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| RegistryError::CaFile { path: path.clone(), detail: e.without_url().to_string() })?;
+                if certs.is_empty() {
+                    return Err(RegistryError::CaFile { path: path.clone(), detail: "it holds no certificate".into() });
+                }
+                certs
             }
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = tweak(builder).build().map_err(|e| {
+        };
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(options.user_agent.clone())
+                .connect_timeout(options.connect_timeout)
+                .pool_idle_timeout(Duration::from_secs(60))
+        };
+        let client_error = |e: reqwest::Error| {
             RegistryError::Client(format!(
                 "{} (is a rustls crypto provider installed?)",
                 transport::chain(&e.without_url())
             ))
-        })?;
+        };
+        let http = match tweak(builder().tls_certs_merge(extra.clone())).build() {
+            Ok(http) => http,
+            // A machine (or a minimal image) without any CA certificate: the platform verifier refuses to start,
+            // which would break plain-HTTP and `ca_file` registries too. Trust only `ca_file` then; a TLS registry
+            // signed by a public CA fails at its handshake with the TLS error, which names `ca_file`.
+            Err(e) if transport::chain(&e).contains(NO_SYSTEM_ROOTS) => {
+                tweak(builder().tls_certs_only(extra)).build().map_err(client_error)?
+            }
+            Err(e) => return Err(client_error(e)),
+        };
         let options = ClientOptions { jobs: options.jobs.max(1), chunk_size: options.chunk_size.max(1), ..options };
         Ok(RegistryClient {
             inner: Arc::new(Inner {
@@ -214,6 +232,7 @@ impl RegistryClient {
 
     /// The URL to really use: loopback and insecure hosts may speak TLS (a local registry with a test CA), so
     /// like Docker we try HTTPS first, once per host, and use plain HTTP only when the host does not speak TLS.
+    /// Unlike Docker, an untrusted certificate is not skipped: it is an error that says to set `ca_file`.
     pub(crate) async fn effective_url(&self, mut url: url::Url) -> url::Url {
         let host = transport::authority(&url);
         if url.scheme() != "http" || !self.plain_http(&host) {
@@ -224,9 +243,14 @@ impl RegistryClient {
             Some(tls) => *tls,
             None => {
                 let probe = format!("https://{host}/v2/");
-                let answered = self.inner.http.get(&probe).timeout(Duration::from_secs(5)).send().await.is_ok();
-                known.insert(host.clone(), answered);
-                answered
+                // A certificate we do not trust still means the host speaks TLS: going on over HTTPS gives the
+                // TLS error (which names `ca_file`), where plain HTTP would get "HTTP request to an HTTPS server".
+                let speaks = match self.inner.http.get(&probe).timeout(Duration::from_secs(5)).send().await {
+                    Ok(_) => true,
+                    Err(e) => transport::is_certificate_error(&e),
+                };
+                known.insert(host.clone(), speaks);
+                speaks
             }
         };
         if tls {

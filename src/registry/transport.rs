@@ -276,22 +276,33 @@ pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
     super::error::scrub(&parts.join(": "))
 }
 
-/// Whether a rustls error is somewhere in the chain, looking inside `io::Error`s too (hyper-util wraps the
-/// handshake's `io::Error(InvalidData, rustls::Error)` in another `io::Error`, whose `source()` skips both).
+/// Whether a rustls error is somewhere in the chain.
 fn is_tls(err: &(dyn StdError + 'static)) -> bool {
+    rustls_error(err).is_some()
+}
+
+/// Whether the chain holds a rustls certificate error: the server spoke TLS and showed a certificate we do not
+/// trust (as opposed to a server that does not speak TLS at all).
+pub(crate) fn is_certificate_error(err: &(dyn StdError + 'static)) -> bool {
+    matches!(rustls_error(err), Some(rustls::Error::InvalidCertificate(_)))
+}
+
+/// The rustls error in the chain, looking inside `io::Error`s too (hyper-util wraps the handshake's
+/// `io::Error(InvalidData, rustls::Error)` in another `io::Error`, whose `source()` skips both).
+fn rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
         let mut inner: Option<&(dyn StdError + 'static)> = Some(e);
         while let Some(i) = inner {
-            if i.downcast_ref::<rustls::Error>().is_some() {
-                return true;
+            if let Some(r) = i.downcast_ref::<rustls::Error>() {
+                return Some(r);
             }
             inner =
                 i.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|b| b as &(dyn StdError + 'static));
         }
         cur = e.source();
     }
-    false
+    None
 }
 
 #[cfg(test)]
