@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::dockerd::Dockerd;
 use super::run_ok;
@@ -189,7 +189,7 @@ pub fn run_act(dir: &Path, home: &Path, args: &[String], env: &[(&str, &str)], t
         std::fs::create_dir_all(home.join(sub)).expect("create act home dirs");
     }
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    let mut child = Command::new(act_binary())
+    let child = Command::new(act_binary())
         .args(args)
         .env_clear()
         .env("PATH", path)
@@ -204,27 +204,6 @@ pub fn run_act(dir: &Path, home: &Path, args: &[String], env: &[(&str, &str)], t
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run act: {e}"));
-    let reader = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().expect("stdout")));
-    let err = reader(Box::new(child.stderr.take().expect("stderr")));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for act") {
-            break status;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-            panic!("act ran longer than {timeout:?} and was killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    ActResult { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+    let (status, stdout, stderr) = super::wait_with_timeout(child, "act", timeout);
+    ActResult { status, stdout, stderr }
 }

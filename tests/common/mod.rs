@@ -129,3 +129,36 @@ pub(crate) fn signal(pid: u32, signal: &str) {
 pub fn support_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("support")
 }
+
+/// Waits for a spawned child whose stdout and stderr are piped, reading both as it runs; past `timeout` it is
+/// killed and the test panics with what it printed. Returns its status, stdout and stderr.
+pub fn wait_with_timeout(
+    mut child: std::process::Child,
+    what: &str,
+    timeout: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read as _;
+    let reader = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("stdout piped")));
+    let err = reader(Box::new(child.stderr.take().expect("stderr piped")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("waiting for {what}: {e}")) {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+            panic!("{what} ran longer than {timeout:?} and was killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (status, out.join().unwrap_or_default(), err.join().unwrap_or_default())
+}

@@ -5,10 +5,9 @@
 //! 127.0.0.1, so no test ever reaches the internet.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -249,7 +248,7 @@ impl Workflow {
         for f in ["output", "step_summary", "env", "path", "state"] {
             std::fs::write(files.join(f), "").expect("reset file-command file");
         }
-        let mut child = Command::new(program)
+        let child = Command::new(program)
             .args(args)
             .env_clear()
             .envs(&self.env)
@@ -259,36 +258,12 @@ impl Workflow {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-        let reader = |mut r: Box<dyn std::io::Read + Send>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                String::from_utf8_lossy(&buf).into_owned()
-            })
-        };
-        let out = reader(Box::new(child.stdout.take().expect("stdout")));
-        let err = reader(Box::new(child.stderr.take().expect("stderr")));
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for octopush") {
-                break status;
-            }
-            if start.elapsed() > self.timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-                panic!(
-                    "octopush ran longer than {:?} and was killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-                    self.timeout
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let (status, stdout, stderr) = super::wait_with_timeout(child, "octopush", self.timeout);
         let read = |f: &str| std::fs::read_to_string(files.join(f)).unwrap_or_default();
         RunResult {
             status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
+            stdout,
+            stderr,
             outputs: parse_file_command(&read("output")),
             summary: read("step_summary"),
             exported_env: parse_file_command(&read("env")),
