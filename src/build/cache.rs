@@ -23,7 +23,7 @@
 //!   layers holding them are not recorded at all;
 //! - a hit is used only if its blob is still there with the recorded size.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -54,12 +54,11 @@ pub struct LayerCache {
     pub max_bytes: u64,
 }
 
+/// A record in `layers/`: the layer's descriptor and diff_id.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry {
-    digest: Digest,
-    size: u64,
+    descriptor: Descriptor,
     diff_id: Digest,
-    media_type: String,
 }
 
 impl LayerCache {
@@ -83,17 +82,14 @@ impl LayerCache {
     pub(crate) fn get(&self, key: &str) -> Option<Layer> {
         let index = self.dir.join("layers").join(key);
         let entry: Entry = serde_json::from_slice(&std::fs::read(&index).ok()?).ok()?;
-        let blob = self.blob_path(&entry.digest);
-        if std::fs::metadata(&blob).ok()?.len() != entry.size {
+        let blob = self.blob_path(&entry.descriptor.digest);
+        if std::fs::metadata(&blob).ok()?.len() != entry.descriptor.size {
             return None;
         }
         // Mark it used, for pruning; failing to is harmless.
         let _ = std::fs::File::options().append(true).open(&index).and_then(|f| f.set_modified(SystemTime::now()));
         Some(Layer {
-            blob: Blob {
-                descriptor: Descriptor::new(&entry.media_type, entry.digest, entry.size),
-                source: BlobSource::File(blob),
-            },
+            blob: Blob { descriptor: entry.descriptor, source: BlobSource::File(blob) },
             diff_id: entry.diff_id,
         })
     }
@@ -111,12 +107,7 @@ impl LayerCache {
             }
             std::fs::rename(&tmp, &dest)?;
         }
-        let entry = Entry {
-            digest: d.digest.clone(),
-            size: d.size,
-            diff_id: layer.diff_id.clone(),
-            media_type: d.media_type.clone(),
-        };
+        let entry = Entry { descriptor: d.clone(), diff_id: layer.diff_id.clone() };
         let index = self.dir.join("layers").join(key);
         let tmp = index.with_file_name(format!(".tmp-{}-{key}", std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec(&entry).map_err(io::Error::other)?)?;
@@ -147,11 +138,11 @@ impl LayerCache {
             layers.push((used, e.path(), entry.ok()));
         }
         let mut total: u64 = 0;
-        let mut sizes = BTreeMap::new();
+        let mut counted = BTreeSet::new();
         for (_, _, entry) in &layers {
-            if let Some(entry) = entry {
-                if sizes.insert(entry.digest.hex().to_string(), entry.size).is_none() {
-                    total += entry.size;
+            if let Some(Entry { descriptor: d, .. }) = entry {
+                if counted.insert(d.digest.hex()) {
+                    total += d.size;
                 }
             }
         }
@@ -159,23 +150,27 @@ impl LayerCache {
             return Ok(());
         }
         layers.sort_by_key(|(used, _, _)| *used);
-        let mut keep: BTreeMap<String, u64> = BTreeMap::new();
+        let mut keep = BTreeSet::new();
+        let mut kept: u64 = 0;
         for (_, path, entry) in layers.iter().rev() {
-            let Some(entry) = entry else {
+            let Some(Entry { descriptor: d, .. }) = entry else {
                 let _ = std::fs::remove_file(path);
                 continue;
             };
-            let hex = entry.digest.hex().to_string();
-            let kept: u64 = keep.values().sum();
-            if keep.contains_key(&hex) || kept + entry.size <= self.max_bytes {
-                keep.insert(hex, entry.size);
+            let hex = d.digest.hex();
+            if keep.contains(hex) {
+                continue;
+            }
+            if kept + d.size <= self.max_bytes {
+                kept += d.size;
+                keep.insert(hex.to_string());
             } else {
                 let _ = std::fs::remove_file(path);
             }
         }
         for e in std::fs::read_dir(self.dir.join("blobs").join("sha256"))? {
             let e = e?;
-            if !keep.contains_key(e.file_name().to_string_lossy().as_ref()) {
+            if !keep.contains(e.file_name().to_string_lossy().as_ref()) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
