@@ -52,13 +52,7 @@ pub async fn write_layout(
     let marker = dir.join("oci-layout");
     write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).await?;
 
-    let mut blobs: BTreeMap<Digest, Blob> = BTreeMap::new();
-    for image in artifact.images() {
-        for blob in image.blobs() {
-            blobs.entry(blob.descriptor.digest.clone()).or_insert(blob);
-        }
-    }
-    for blob in blobs.values() {
+    for blob in artifact.blobs().values() {
         put_blob(dir, blob, fetch_remote).await?;
     }
     if let Artifact::Index(index) = artifact {

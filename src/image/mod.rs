@@ -219,6 +219,17 @@ impl Artifact {
             Artifact::Index(i) => i.images.iter().collect(),
         }
     }
+
+    /// Every distinct blob of every image (configs and layers), by digest: what a push or a layout must hold.
+    pub fn blobs(&self) -> BTreeMap<Digest, Blob> {
+        let mut blobs = BTreeMap::new();
+        for image in self.images() {
+            for blob in image.blobs() {
+                blobs.entry(blob.descriptor.digest.clone()).or_insert(blob);
+            }
+        }
+        blobs
+    }
 }
 
 #[cfg(test)]

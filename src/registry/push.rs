@@ -76,12 +76,7 @@ pub async fn push_after(
     if let Some(bad) = tags.iter().find(|t| !is_valid_tag(t)) {
         return Err(RegistryError::InvalidTag(bad.clone()));
     }
-    let mut blobs: BTreeMap<Digest, Blob> = BTreeMap::new();
-    for image in artifact.images() {
-        for blob in image.blobs() {
-            blobs.entry(blob.descriptor.digest.clone()).or_insert(blob);
-        }
-    }
+    let blobs = artifact.blobs();
     let t = Target::new(target, Action::Push);
     let mut outcomes: Vec<BlobOutcome> = blobs.keys().filter_map(|d| done.get(d).copied()).collect();
     let todo: Vec<&Blob> = blobs.values().filter(|b| !done.contains_key(&b.descriptor.digest)).collect();
