@@ -72,10 +72,11 @@ impl LayerCache {
         Ok(cache)
     }
 
-    /// The key for a layer of `entries` written in `format` (the codec and its settings), or `None` when it must
-    /// not be cached: a file is racily clean, lives in `work_dir`, or cannot be read.
+    /// The key the cache records a layer of `entries` under, or `None` when it must not be recorded (tests look
+    /// at keys through it; [`LayerStore::write`] computes the same [`LayerKey`] once for its memo and the cache).
+    #[cfg(test)]
     pub(crate) fn key(&self, entries: &BTreeMap<String, Node>, format: &str, work_dir: &Path) -> Option<String> {
-        entries_key(entries, format, Some((work_dir, self.racy_window)))
+        entries_key(entries, format, work_dir, self.racy_window).filter(|k| k.recordable).map(|k| k.key)
     }
 
     /// The layer recorded under `key`, if its blob is still in place.
@@ -217,21 +218,20 @@ impl LayerStore {
         work_dir: &Path,
         compression: Compression,
     ) -> io::Result<Cached> {
-        let format = compression.cache_key();
-        let memo_key = entries_key(entries, format, None);
-        let memo = |key: &Option<String>| {
-            let key = key.as_ref()?;
-            self.memo.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
-        };
-        if let Some(layer) = memo(&memo_key) {
+        let racy_window = self.cache.as_ref().map_or(Duration::ZERO, |c| c.racy_window);
+        let key = entries_key(entries, compression.cache_key(), work_dir, racy_window);
+        let memo_key = key.as_ref().map(|k| k.key.as_str());
+        if let Some(layer) = memo_key.and_then(|k| self.memo.lock().unwrap_or_else(|p| p.into_inner()).get(k).cloned())
+        {
             return Ok(Cached { layer, hit: Some(Hit::Build), warning: None });
         }
         let remember = |layer: &Layer| {
-            if let Some(k) = &memo_key {
-                self.memo.lock().unwrap_or_else(|p| p.into_inner()).insert(k.clone(), layer.clone());
+            if let Some(k) = memo_key {
+                self.memo.lock().unwrap_or_else(|p| p.into_inner()).insert(k.to_string(), layer.clone());
             }
         };
-        let key = self.cache.as_ref().and_then(|c| Some((c, c.key(entries, format, work_dir)?)));
+        let recordable = key.as_ref().filter(|k| k.recordable).map(|k| k.key.as_str());
+        let key = self.cache.as_ref().zip(recordable);
         if let Some(layer) = key.as_ref().and_then(|(c, k)| c.get(k)) {
             remember(&layer);
             return Ok(Cached { layer, hit: Some(Hit::Cache), warning: None });
@@ -240,7 +240,7 @@ impl LayerStore {
         remember(&layer);
         let warning = match key {
             Some((c, k)) => {
-                c.put(&k, &layer).err().map(|e| format!("the layer cache in {} is not updated: {e}", c.dir.display()))
+                c.put(k, &layer).err().map(|e| format!("the layer cache in {} is not updated: {e}", c.dir.display()))
             }
             None => None,
         };
@@ -248,11 +248,23 @@ impl LayerStore {
     }
 }
 
-/// A key over everything a layer's bytes depend on. With `guard` (work directory, racy window), `None` for
-/// layers the persistent cache must not record; without, only for a file that cannot be read (the build's own
-/// memo, where the same file read twice within one build is the same file).
-fn entries_key(entries: &BTreeMap<String, Node>, format: &str, guard: Option<(&Path, Duration)>) -> Option<String> {
+/// A key over everything a layer's bytes depend on: the same key, the same bytes. `recordable` is false when
+/// the persistent cache must not keep it (a file is racily clean within `racy_window`, or lives in `work_dir`);
+/// the build's own memo can still use it, since the same file read twice within one build is the same file.
+struct LayerKey {
+    key: String,
+    recordable: bool,
+}
+
+/// The [`LayerKey`] of `entries` written in `format`, or `None` when a file cannot be read.
+fn entries_key(
+    entries: &BTreeMap<String, Node>,
+    format: &str,
+    work_dir: &Path,
+    racy_window: Duration,
+) -> Option<LayerKey> {
     let now = SystemTime::now();
+    let mut recordable = true;
     let mut h = Sha256::new();
     let mut field = |b: &[u8]| {
         h.update((b.len() as u64).to_le_bytes());
@@ -282,12 +294,8 @@ fn entries_key(entries: &BTreeMap<String, Node>, format: &str, guard: Option<(&P
                 field(&Sha256::digest(bytes.as_slice()));
             }
             Kind::File { content: Content::Disk(p), size } => {
-                if guard.is_some_and(|(work_dir, _)| p.starts_with(work_dir)) {
-                    return None;
-                }
                 let m = std::fs::metadata(p).ok()?;
                 let changed = [m.modified().ok()?, ctime(&m)?];
-                let racy_window = guard.map_or(Duration::ZERO, |(_, w)| w);
                 let window = if racy_window.is_zero() {
                     Duration::ZERO
                 } else if m.mtime_nsec() == 0 && m.ctime_nsec() == 0 {
@@ -295,9 +303,11 @@ fn entries_key(entries: &BTreeMap<String, Node>, format: &str, guard: Option<(&P
                 } else {
                     racy_window
                 };
-                if changed.iter().any(|t| !window.is_zero() && now.duration_since(*t).map_or(true, |age| age < window))
-                {
-                    return None;
+                let racy = changed
+                    .iter()
+                    .any(|t| !window.is_zero() && now.duration_since(*t).map_or(true, |age| age < window));
+                if racy || p.starts_with(work_dir) {
+                    recordable = false;
                 }
                 field(b"f");
                 field(p.as_os_str().as_encoded_bytes());
@@ -311,7 +321,7 @@ fn entries_key(entries: &BTreeMap<String, Node>, format: &str, guard: Option<(&P
             }
         }
     }
-    Some(hex::encode(h.finalize()))
+    Some(LayerKey { key: hex::encode(h.finalize()), recordable })
 }
 
 fn ctime(m: &std::fs::Metadata) -> Option<SystemTime> {
