@@ -287,12 +287,7 @@ impl RegistryClient {
     /// The credentials for a request to `name`: explicit ones, else the docker config's (looked up once).
     pub(crate) async fn resolve_credentials(&self, name: &ImageName) -> Result<Option<Credentials>, RegistryError> {
         let fallback = &self.inner.docker_config;
-        let explicit = self
-            .inner
-            .credentials
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&name.registry).or_else(|| m.get(name.api_host())).cloned());
+        let explicit = self.explicit_credentials(name);
         if explicit.is_some() {
             return Ok(explicit);
         }

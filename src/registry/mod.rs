@@ -220,9 +220,13 @@ impl RegistryClient {
     }
 
     fn credentials(&self, name: &ImageName) -> Option<Credentials> {
+        self.explicit_credentials(name).or_else(|| self.inner.docker_config.cached(&name.registry))
+    }
+
+    /// The credentials set with [`RegistryClient::set_credentials`] for `name`'s registry (or its API host).
+    fn explicit_credentials(&self, name: &ImageName) -> Option<Credentials> {
         let m = self.inner.credentials.lock().ok()?;
-        let explicit = m.get(&name.registry).or_else(|| m.get(name.api_host())).cloned();
-        explicit.or_else(|| self.inner.docker_config.cached(&name.registry))
+        m.get(&name.registry).or_else(|| m.get(name.api_host())).cloned()
     }
 
     /// Plain HTTP for loopback hosts (as Docker does) and the configured insecure registries; HTTPS otherwise.
