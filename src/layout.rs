@@ -35,6 +35,11 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
     move |source| LayoutError::Io { path: path.to_path_buf(), source }
 }
 
+/// The name an `index.json` entry is given ([`REF_NAME`]), if any.
+fn ref_name(d: &Descriptor) -> Option<String> {
+    d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).cloned()
+}
+
 fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join("blobs").join(digest.algorithm()).join(digest.hex())
 }
@@ -74,10 +79,9 @@ pub async fn write_layout(
         },
         Err(e) => return Err(io_err(&index_path)(e)),
     };
-    let name_of = |d: &Descriptor| d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).cloned();
     index.manifests.retain(|d| match tag {
-        Some(t) => name_of(d).as_deref() != Some(t),
-        None => !(name_of(d).is_none() && d.digest == top.digest),
+        Some(t) => ref_name(d).as_deref() != Some(t),
+        None => !(ref_name(d).is_none() && d.digest == top.digest),
     });
     let mut entry = top.descriptor();
     if let Some(t) = tag {
@@ -160,9 +164,8 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T,
 pub fn read_layout(dir: &Path, reference: Option<&str>) -> Result<Artifact, LayoutError> {
     let index_path = dir.join("index.json");
     let index: Index = parse(&index_path, &std::fs::read(&index_path).map_err(io_err(&index_path))?)?;
-    let name_of = |d: &Descriptor| d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).cloned();
     let chosen = match reference {
-        Some(r) => index.manifests.iter().find(|d| name_of(d).as_deref() == Some(r) || d.digest.as_str() == r),
+        Some(r) => index.manifests.iter().find(|d| ref_name(d).as_deref() == Some(r) || d.digest.as_str() == r),
         None if index.manifests.len() == 1 => index.manifests.first(),
         None => None,
     };
@@ -170,7 +173,7 @@ pub fn read_layout(dir: &Path, reference: Option<&str>) -> Result<Artifact, Layo
         return Err(LayoutError::NotFound {
             path: dir.to_path_buf(),
             reference: reference.unwrap_or("(the only image)").to_string(),
-            available: index.manifests.iter().map(|d| name_of(d).unwrap_or_else(|| d.digest.to_string())).collect(),
+            available: index.manifests.iter().map(|d| ref_name(d).unwrap_or_else(|| d.digest.to_string())).collect(),
         });
     };
     if media_type::is_index(&desc.media_type) {
@@ -254,11 +257,7 @@ mod tests {
 
     fn entries(dir: &Path) -> Vec<(Option<String>, Digest)> {
         let index: Index = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
-        index
-            .manifests
-            .iter()
-            .map(|d| (d.annotations.as_ref().and_then(|a| a.get(REF_NAME).cloned()), d.digest.clone()))
-            .collect()
+        index.manifests.iter().map(|d| (ref_name(d), d.digest.clone())).collect()
     }
 
     #[tokio::test]
