@@ -63,6 +63,16 @@ fn is_tar_header(b: &[u8]) -> bool {
     stored == sum && b[0] != 0
 }
 
+/// The tar stream of the archive at `path`, decompressed as `kind` says.
+pub(crate) fn open(path: &std::path::Path, kind: ArchiveKind) -> std::io::Result<Box<dyn Read>> {
+    let file = std::fs::File::open(path)?;
+    Ok(match kind {
+        ArchiveKind::Tar => Box::new(file),
+        ArchiveKind::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+        ArchiveKind::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?),
+    })
+}
+
 /// Unpacks an archive: file contents go to a directory in the work directory, entries come back relative to
 /// the destination.
 pub(crate) fn unpack(
@@ -70,12 +80,7 @@ pub(crate) fn unpack(
     kind: ArchiveKind,
     work_dir: &std::path::Path,
 ) -> std::io::Result<(Vec<Item>, Vec<String>)> {
-    let file = std::fs::File::open(path)?;
-    let reader: Box<dyn Read> = match kind {
-        ArchiveKind::Tar => Box::new(file),
-        ArchiveKind::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
-        ArchiveKind::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?),
-    };
+    let reader = open(path, kind)?;
     let store = tempfile::Builder::new().prefix(".unpack-").tempdir_in(work_dir)?.keep();
     let mut archive = tar::Archive::new(reader);
     let mut items = Vec::new();

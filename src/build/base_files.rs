@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::fs::{FsTree, normalize_in_root};
+use super::image_fs::open_layer;
 use super::{BaseResolver, BuildError};
 use crate::image::{BlobSource, Digest, Layer};
 
@@ -130,20 +131,6 @@ impl BaseFiles {
 fn layer_path(work_dir: &Path, layer: &Layer) -> PathBuf {
     let d = &layer.blob.descriptor.digest;
     work_dir.join(format!(".base-{}-{}", d.algorithm(), d.hex()))
-}
-
-/// Opens a layer blob as a tar stream: gzip, zstd or plain tar, told apart by their bytes.
-pub(crate) fn open_layer(path: &Path) -> std::io::Result<Box<dyn Read>> {
-    let mut head = [0u8; 4];
-    let n = std::fs::File::open(path)?.read(&mut head)?;
-    let file = std::fs::File::open(path)?;
-    if n >= 2 && head[..2] == [0x1f, 0x8b] {
-        return Ok(Box::new(flate2::read::GzDecoder::new(file)));
-    }
-    if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-        return Ok(Box::new(zstd::stream::read::Decoder::new(file)?));
-    }
-    Ok(Box::new(file))
 }
 
 /// What the layer at `file` holds at `target`: the entry itself, or a whiteout of it or of a parent (`.wh.NAME`),

@@ -40,14 +40,19 @@ pub(crate) fn unpack_image(layers: &[PathBuf], work_dir: &Path) -> Result<FsTree
     Ok(tree)
 }
 
-/// A layer blob is a gzip, zstd or plain tar (an empty layer is just zeros, so not sniffed as ADD sniffs).
-fn layer_kind(path: &Path) -> Result<ArchiveKind, String> {
+/// A layer blob is a gzip, zstd or plain tar, told apart by its first bytes (an empty layer is just zeros, so
+/// not sniffed as ADD sniffs).
+fn layer_kind(path: &Path) -> std::io::Result<ArchiveKind> {
     let mut head = [0u8; 4];
-    let n = std::io::Read::read(&mut std::fs::File::open(path).map_err(|e| e.to_string())?, &mut head)
-        .map_err(|e| e.to_string())?;
-    match &head[..n] {
-        [0x1f, 0x8b, ..] => Ok(ArchiveKind::Gzip),
-        [0x28, 0xb5, 0x2f, 0xfd] => Ok(ArchiveKind::Zstd),
-        _ => Ok(ArchiveKind::Tar),
-    }
+    let n = std::io::Read::read(&mut std::fs::File::open(path)?, &mut head)?;
+    Ok(match &head[..n] {
+        [0x1f, 0x8b, ..] => ArchiveKind::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd] => ArchiveKind::Zstd,
+        _ => ArchiveKind::Tar,
+    })
+}
+
+/// Opens a layer blob as a tar stream, whatever its compression ([`layer_kind`]).
+pub(crate) fn open_layer(path: &Path) -> std::io::Result<Box<dyn std::io::Read>> {
+    archive::open(path, layer_kind(path)?)
 }
