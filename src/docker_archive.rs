@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::image::{Artifact, Blob, BlobSource, Digest, Image};
+use crate::image::{Artifact, Blob, BlobSource, Descriptor, Digest, Image};
 use crate::registry::{RegistryClient, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,11 @@ async fn write_tar<W: AsyncWrite + Unpin>(
         layers: image.layers().iter().map(|l| member(&l.blob.descriptor.digest)).collect(),
     };
     let manifest = serde_json::to_vec(&[entry]).map_err(|e| io(std::io::Error::other(e)))?;
-    write_member(w, "manifest.json", &BlobSource::Bytes(manifest.into()), None, path, client).await?;
+    let manifest = Blob {
+        descriptor: Descriptor::new("application/json", Digest::of(&manifest), manifest.len() as u64),
+        source: BlobSource::Bytes(manifest.into()),
+    };
+    write_member(w, "manifest.json", &manifest, path, client).await?;
     let mut written: Vec<&Digest> = Vec::new();
     let blobs: Vec<&Blob> = std::iter::once(&config).chain(image.layers().iter().map(|l| &l.blob)).collect();
     for blob in blobs {
@@ -110,29 +114,24 @@ async fn write_tar<W: AsyncWrite + Unpin>(
             continue;
         }
         let name = member(&blob.descriptor.digest);
-        write_member(w, &name, &blob.source, Some(blob), path, client).await?;
+        write_member(w, &name, blob, path, client).await?;
         written.push(&blob.descriptor.digest);
     }
     // The end of a tar: two zero blocks.
     w.write_all(&[0u8; 1024]).await.map_err(io)
 }
 
-/// One tar member: header, bytes streamed from the source, padding to 512. `blob` gives the size to check
-/// (and the digest, for registry blobs, which the client checks as it streams).
+/// One tar member: header, the blob's bytes streamed from its source, padding to 512. Its descriptor gives the
+/// size to check (and the digest, for registry blobs, which the client checks as it streams).
 async fn write_member<W: AsyncWrite + Unpin>(
     w: &mut W,
     name: &str,
-    source: &BlobSource,
-    blob: Option<&Blob>,
+    blob: &Blob,
     path: &Path,
     client: Option<&RegistryClient>,
 ) -> Result<(), DockerArchiveError> {
     let io = |source| DockerArchiveError::Io { path: path.to_path_buf(), source };
-    let size = match (blob, source) {
-        (Some(b), _) => b.descriptor.size,
-        (None, BlobSource::Bytes(bytes)) => bytes.len() as u64,
-        (None, _) => return Err(io(std::io::Error::other(format!("{name}: no size known")))),
-    };
+    let size = blob.descriptor.size;
     let mut header = tar::Header::new_ustar();
     header.set_path(name).map_err(io)?;
     header.set_size(size);
@@ -143,7 +142,7 @@ async fn write_member<W: AsyncWrite + Unpin>(
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
     w.write_all(header.as_bytes()).await.map_err(io)?;
-    let copied = match source {
+    let copied = match &blob.source {
         BlobSource::Bytes(bytes) => {
             w.write_all(bytes).await.map_err(io)?;
             bytes.len() as u64
@@ -154,8 +153,8 @@ async fn write_member<W: AsyncWrite + Unpin>(
             tokio::io::copy(&mut file, w).await.map_err(src_io)?
         }
         BlobSource::Registry(from) => {
-            let (Some(client), Some(blob)) = (client, blob) else {
-                let digest = blob.map(|b| b.descriptor.digest.clone()).unwrap_or_else(|| Digest::of(b""));
+            let Some(client) = client else {
+                let digest = blob.descriptor.digest.clone();
                 return Err(DockerArchiveError::NeedsRegistry { digest, name: from.to_string() });
             };
             client.fetch_blob_to(from, &blob.descriptor, w).await?
@@ -172,7 +171,7 @@ async fn write_member<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{Descriptor, History, ImageIndex, Layer, Platform, media_type};
+    use crate::image::{History, ImageIndex, Layer, Platform, media_type};
     use std::io::Read as _;
 
     fn layer(bytes: &'static [u8], file: Option<&Path>) -> Layer {
