@@ -246,12 +246,17 @@ pub(crate) async fn within<T>(
 ) -> Result<T, RegistryError> {
     match tokio::time::timeout(d, fut).await {
         Ok(r) => r,
-        Err(_) => Err(RegistryError::Transport {
-            registry: registry.to_string(),
-            what: what.to_string(),
-            detail: format!("no progress for {} s", d.as_secs()),
-            temporary: true,
-        }),
+        Err(_) => Err(stalled(registry, what, d)),
+    }
+}
+
+/// The temporary transport error for a request that made no progress for `d`.
+pub(crate) fn stalled(registry: &str, what: &str, d: Duration) -> RegistryError {
+    RegistryError::Transport {
+        registry: registry.to_string(),
+        what: what.to_string(),
+        detail: format!("no progress for {} s", d.as_secs()),
+        temporary: true,
     }
 }
 

@@ -299,12 +299,7 @@ impl RegistryClient {
                     if now != last {
                         (last, since) = (now, Instant::now());
                     } else if since.elapsed() >= stall {
-                        return Err(RegistryError::Transport {
-                            registry: registry.to_string(),
-                            what: what.to_string(),
-                            detail: format!("no progress for {} s", stall.as_secs()),
-                            temporary: true,
-                        });
+                        return Err(super::blobs::stalled(registry, what, stall));
                     }
                 }
             }
