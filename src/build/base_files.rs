@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::fs::{FsTree, normalize_in_root};
-use super::image_fs::open_layer;
+use super::image_fs::{Whiteout, open_layer, whiteout};
 use super::{BaseResolver, BuildError};
 use crate::image::{BlobSource, Digest, Layer};
 
@@ -149,15 +149,16 @@ pub(crate) fn scan_layer(file: &Path, target: &str) -> std::io::Result<Found> {
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = normalize_in_root(&String::from_utf8_lossy(&entry.path_bytes()));
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-        if name == ".wh..wh..opq" {
-            hidden |= ancestors.contains(&dir);
-            continue;
-        }
-        if let Some(victim) = name.strip_prefix(".wh.") {
-            let victim = if dir.is_empty() { victim.to_string() } else { format!("{dir}/{victim}") };
-            hidden |= victim == target || target.starts_with(&format!("{victim}/"));
-            continue;
+        match whiteout(&path) {
+            Some(Whiteout::Opaque(dir)) => {
+                hidden |= ancestors.contains(&dir);
+                continue;
+            }
+            Some(Whiteout::Delete(victim)) => {
+                hidden |= victim == target || target.starts_with(&format!("{victim}/"));
+                continue;
+            }
+            None => {}
         }
         if path != target {
             continue;

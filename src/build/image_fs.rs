@@ -10,6 +10,24 @@ use super::fs::FsTree;
 
 const OPAQUE: &str = ".wh..wh..opq";
 
+/// What a whiteout entry of a layer does to what lower layers put there.
+pub(crate) enum Whiteout<'a> {
+    /// `DIR/.wh..wh..opq`: DIR is emptied (and kept).
+    Opaque(&'a str),
+    /// `DIR/.wh.NAME`: DIR/NAME and what is below it are deleted.
+    Delete(String),
+}
+
+/// The whiteout a layer entry at `path` (normalised, relative to `/`) is, if it is one.
+pub(crate) fn whiteout(path: &str) -> Option<Whiteout<'_>> {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    if name == OPAQUE {
+        return Some(Whiteout::Opaque(dir));
+    }
+    let victim = name.strip_prefix(".wh.")?;
+    Some(Whiteout::Delete(if dir.is_empty() { victim.to_string() } else { format!("{dir}/{victim}") }))
+}
+
 /// Unpacks the layer blobs at `layers` (bottom first) into a complete tree; contents go below `work_dir`.
 pub(crate) fn unpack_image(layers: &[PathBuf], work_dir: &Path) -> Result<FsTree, String> {
     let mut tree = FsTree::new(true);
@@ -20,13 +38,12 @@ pub(crate) fn unpack_image(layers: &[PathBuf], work_dir: &Path) -> Result<FsTree
         let mut opaque = Vec::new();
         let mut deleted = Vec::new();
         for item in items {
-            let (dir, name) = item.rel.rsplit_once('/').unwrap_or(("", item.rel.as_str()));
-            if name == OPAQUE {
-                opaque.push(dir.to_string());
-            } else if let Some(victim) = name.strip_prefix(".wh.") {
-                deleted.push(if dir.is_empty() { victim.to_string() } else { format!("{dir}/{victim}") });
-            } else {
-                entries.insert(item.rel, item.node);
+            match whiteout(&item.rel) {
+                Some(Whiteout::Opaque(dir)) => opaque.push(dir.to_string()),
+                Some(Whiteout::Delete(path)) => deleted.push(path),
+                None => {
+                    entries.insert(item.rel, item.node);
+                }
             }
         }
         for dir in &opaque {
