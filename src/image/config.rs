@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Digest;
+use super::{Digest, Platform};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImageConfig {
@@ -111,6 +111,11 @@ pub struct History {
 }
 
 impl ImageConfig {
+    /// The platform the config names (`os`, `architecture`, `variant`).
+    pub fn platform(&self) -> Platform {
+        Platform::new(&self.os, &self.architecture, self.variant.as_deref())
+    }
+
     /// The container config, created empty if the base had none.
     pub fn container_mut(&mut self) -> &mut ContainerConfig {
         self.config.get_or_insert_with(ContainerConfig::default)

@@ -81,7 +81,7 @@ impl Image {
     }
 
     pub fn platform(&self) -> Platform {
-        Platform::new(&self.config.os, &self.config.architecture, self.config.variant.as_deref())
+        self.config.platform()
     }
 
     /// The image with its config changed by `f`.

@@ -33,7 +33,7 @@ pub async fn resolve_image(client: &RegistryClient, r: &ImageRef, platform: &Pla
     }
     let manifest: Manifest = parse(r, &raw, "manifest")?;
     let config = read_config(client, r, &manifest.config).await?;
-    let found = Platform::new(&config.os, &config.architecture, config.variant.as_deref());
+    let found = config.platform();
     if !via_index && !config.architecture.is_empty() && !platform_matches(&found, platform) {
         return Err(RegistryError::NoMatchingPlatform {
             reference: r.to_string(),
@@ -72,7 +72,7 @@ pub async fn resolve_index(client: &RegistryClient, r: &ImageRef) -> Result<Vec<
     }
     let manifest: Manifest = parse(r, &top, "manifest")?;
     let config = read_config(client, r, &manifest.config).await?;
-    Ok(vec![Platform::new(&config.os, &config.architecture, config.variant.as_deref())])
+    Ok(vec![config.platform()])
 }
 
 async fn read_config(client: &RegistryClient, r: &ImageRef, desc: &Descriptor) -> Result<ImageConfig, RegistryError> {
