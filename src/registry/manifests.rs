@@ -20,6 +20,11 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// The `Content-Type` without parameters (`; charset=…`).
+fn media_type_header(h: &HeaderMap) -> Option<String> {
+    header(h, "content-type").map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+}
+
 /// The media type a manifest declares in its body (`mediaType`), for registries that answer a generic type.
 fn declared_media_type(bytes: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -49,8 +54,7 @@ impl RegistryClient {
             return Err(self.error_for(t, &format!("manifest `{reference}`"), &Method::GET, &url, resp).await);
         }
         let registry = &t.name.registry;
-        let content_type =
-            header(resp.headers(), "content-type").map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+        let content_type = media_type_header(resp.headers());
         let stated: Option<Digest> = header(resp.headers(), "docker-content-digest").and_then(|v| v.parse().ok());
         let bytes = read_limited(resp, MAX_MANIFEST, registry, &format!("manifest `{reference}`"), true).await?;
         let actual = Digest::of(&bytes);
@@ -93,7 +97,7 @@ impl RegistryClient {
             let h = resp.headers();
             let digest = header(h, "docker-content-digest").and_then(|v| v.parse::<Digest>().ok());
             let size = header(h, "content-length").and_then(|v| v.parse::<u64>().ok());
-            let mt = header(h, "content-type").map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let mt = media_type_header(h);
             match (digest, size, mt) {
                 (Some(d), Some(s), Some(m)) => Ok(Some(Descriptor::new(m, d, s))),
                 // Some registries leave these out of a HEAD: ask for the body instead.
