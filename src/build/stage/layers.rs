@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::build::chmod::Chmod;
+use crate::build::context::image_path;
 use crate::build::fetch::{parse_checksum, url_file_name};
 use crate::build::fs::{Content, Kind, Node};
 use crate::image::{BlobSource, Digest, Layer};
@@ -11,7 +12,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
     pub(super) async fn workdir(&mut self, st: &mut State, path: &str, line: usize) -> Result<(), BuildError> {
         let p = self.expand(path, &st.vars).map_err(|m| self.err(line, "WORKDIR", format!("WORKDIR {m}")))?;
         let current = st.image.config().config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_default();
-        let rel = if p.starts_with('/') { normalize_in_root(&p) } else { normalize_in_root(&format!("{current}/{p}")) };
+        let rel = image_path(&current, &p);
         let wd = format!("/{rel}");
         st.edit(|c| c.container_mut().working_dir = Some(wd.clone()));
         if rel.is_empty() {

@@ -18,7 +18,7 @@ use crate::build::cache::{Cached, Hit, LayerStore};
 use crate::build::config;
 use crate::build::context::Context;
 use crate::build::copy::{CopyJob, Policy, Source, mkdir_entries};
-use crate::build::fs::{FsTree, normalize_in_root};
+use crate::build::fs::FsTree;
 use crate::build::{BaseResolver, BuildError, BuildOptions};
 use crate::dockerfile::shell::{Lexer, NoVars};
 use crate::dockerfile::{self, Arg, CopyArgs, Dockerfile, Instruction, InstructionKind};
