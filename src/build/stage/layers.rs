@@ -99,8 +99,11 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         let fail = |m: String| self.err(line, kw, format!("{kw} {m}"));
         let mut sources = Vec::new();
         let mut urls = Vec::new();
+        // Every source as expanded, in order, for the history.
+        let mut expanded = Vec::new();
         for s in &c.sources {
             let e = self.expand(s, &st.vars).map_err(&fail)?;
+            expanded.push(e.clone());
             if e.starts_with("http://") || e.starts_with("https://") {
                 if !is_add {
                     return Err(fail(format!(
@@ -143,18 +146,21 @@ impl<R: BaseResolver> Evaluator<'_, R> {
                 "--keep-git-dir applies to git sources, which the native builder does not fetch yet".into(),
             ));
         }
+        // Each with its expanded spec, for the history.
         let chown = match &c.chown {
             None => None,
             Some(spec) => {
                 let spec = self.expand(spec, &st.vars).map_err(&fail)?;
-                Some(self.owner(st, &spec).await.map_err(|m| fail(format!("--chown={spec}: {m}")))?)
+                let ids = self.owner(st, &spec).await.map_err(|m| fail(format!("--chown={spec}: {m}")))?;
+                Some((spec, ids))
             }
         };
         let chmod = match &c.chmod {
             None => None,
             Some(spec) => {
                 let spec = self.expand(spec, &st.vars).map_err(&fail)?;
-                Some(Chmod::parse(&spec).map_err(|m| fail(format!("--chmod={spec}: {m}")))?)
+                let mode = Chmod::parse(&spec).map_err(|m| fail(format!("--chmod={spec}: {m}")))?;
+                Some((spec, mode))
             }
         };
         let source = match &c.from {
@@ -173,13 +179,13 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             heredocs.push((h.name.clone(), body.into_bytes()));
         }
         let mut created_by = kw.to_string();
-        for (flag, v) in [("chown", &c.chown), ("chmod", &c.chmod)] {
-            if let Some(v) = v {
-                created_by.push_str(&format!(" --{flag}={}", self.expand(v, &st.vars).unwrap_or_else(|_| v.clone())));
+        for (flag, spec) in [("chown", chown.as_ref().map(|c| &c.0)), ("chmod", chmod.as_ref().map(|c| &c.0))] {
+            if let Some(spec) = spec {
+                created_by.push_str(&format!(" --{flag}={spec}"));
             }
         }
-        for s in &c.sources {
-            created_by.push_str(&format!(" {}", self.expand(s, &st.vars).unwrap_or_else(|_| s.clone())));
+        for s in &expanded {
+            created_by.push_str(&format!(" {s}"));
         }
         for h in &c.heredocs {
             created_by.push_str(&format!(" <<{}", h.name));
@@ -197,7 +203,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
             excludes: c.exclude.clone(),
             unpack: is_add && c.unpack != Some(false),
             parents: c.parents,
-            policy: self.policy(chown, chmod, st),
+            policy: self.policy(chown.map(|c| c.1), chmod.map(|c| c.1), st),
             work_dir: self.env.opts.work_dir.clone(),
         };
         let tree = std::mem::take(&mut st.fs);
