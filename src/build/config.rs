@@ -268,28 +268,20 @@ pub(crate) fn owner(spec: &str, files: &IdFiles, complete: bool) -> Result<(u64,
             )
         }
     };
-    let uid = match user.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => {
-            let Some(text) = &files.passwd else { return Err(missing("/etc/passwd", user)) };
-            match find_id_line(text, user).and_then(|f| f.get(2)?.parse().ok()) {
-                Some(uid) => uid,
-                None => return Err(format!("the user `{user}` is not in /etc/passwd")),
-            }
+    // A number as it is, else the third field of the name's line in `file`.
+    let id = |name: &str, text: &Option<Vec<u8>>, file: &str, what: &str| -> Result<u64, String> {
+        if let Ok(n) = name.parse::<u64>() {
+            return Ok(n);
         }
+        let Some(text) = text else { return Err(missing(file, name)) };
+        find_id_line(text, name)
+            .and_then(|f| f.get(2)?.parse().ok())
+            .ok_or_else(|| format!("the {what} `{name}` is not in {file}"))
     };
+    let uid = id(user, &files.passwd, "/etc/passwd", "user")?;
     let gid = match group {
         None | Some("") => uid,
-        Some(g) => match g.parse::<u64>() {
-            Ok(n) => n,
-            Err(_) => {
-                let Some(text) = &files.group else { return Err(missing("/etc/group", g)) };
-                match find_id_line(text, g).and_then(|f| f.get(2)?.parse().ok()) {
-                    Some(gid) => gid,
-                    None => return Err(format!("the group `{g}` is not in /etc/group")),
-                }
-            }
-        },
+        Some(g) => id(g, &files.group, "/etc/group", "group")?,
     };
     Ok((uid, gid))
 }
