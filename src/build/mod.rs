@@ -270,7 +270,7 @@ async fn default_platform<R: BaseResolver>(
         if base == "scratch" {
             return Ok(host);
         }
-        match df.stages[..idx].iter().rposition(|p| p.name.as_deref() == Some(base.as_str())) {
+        match stage::stage_named(df, idx, &base) {
             Some(parent) => idx = parent,
             None => break,
         }

@@ -86,6 +86,12 @@ pub(crate) struct Evaluator<'a, R> {
     in_image: Vec<bool>,
 }
 
+/// The latest stage before `before` named `name` (lowercase, as stage names are): the stage a FROM `name`
+/// builds on.
+pub(crate) fn stage_named(df: &Dockerfile, before: usize, name: &str) -> Option<usize> {
+    df.stages[..before].iter().rposition(|s| s.name.as_deref() == Some(name))
+}
+
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
@@ -151,18 +157,16 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
     /// Stages the target depends on, through FROM and COPY --from (BuildKit skips the others, RUN and all).
     fn needed(&self, target: usize) -> Vec<bool> {
         let stages = &self.env.df.stages;
-        let by_name = |n: &str| stages.iter().position(|s| s.name.as_deref() == Some(n.to_ascii_lowercase().as_str()));
         let mut needed = vec![false; stages.len()];
         let mut todo = vec![target];
         while let Some(i) = todo.pop() {
             if std::mem::replace(&mut needed[i], true) {
                 continue;
             }
-            let base = self.expand(&stages[i].base, &self.global).unwrap_or_default().to_ascii_lowercase();
-            todo.extend(stages[..i].iter().rposition(|s| s.name.as_deref() == Some(base.as_str())));
+            todo.extend(self.parent(i));
             for ins in &stages[i].instructions {
                 if let InstructionKind::Copy(CopyArgs { from: Some(from), .. }) = &ins.kind {
-                    todo.extend(by_name(from).or_else(|| from.parse().ok().filter(|&n: &usize| n < stages.len())));
+                    todo.extend(self.stage_for_from(from).filter(|&n| n < stages.len()));
                 }
             }
         }
@@ -171,14 +175,24 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
 
     /// The target and the stages it is built FROM, transitively (not `COPY --from` sources).
     fn image_chain(&self, target: usize) -> Vec<bool> {
-        let stages = &self.env.df.stages;
-        let mut chain = vec![false; stages.len()];
+        let mut chain = vec![false; self.env.df.stages.len()];
         let mut next = Some(target);
         while let Some(i) = next.filter(|&i| !std::mem::replace(&mut chain[i], true)) {
-            let base = self.expand(&stages[i].base, &self.global).unwrap_or_default().to_ascii_lowercase();
-            next = stages[..i].iter().rposition(|s| s.name.as_deref() == Some(base.as_str()));
+            next = self.parent(i);
         }
         chain
+    }
+
+    /// The earlier stage that stage `i` is built FROM, if any (its base expanded in the global scope).
+    fn parent(&self, i: usize) -> Option<usize> {
+        let base = self.expand(&self.env.df.stages[i].base, &self.global).unwrap_or_default().to_ascii_lowercase();
+        stage_named(self.env.df, i, &base)
+    }
+
+    /// The stage `--from=<from>` names: by name, else by index (not checked against the number of stages).
+    fn stage_for_from(&self, from: &str) -> Option<usize> {
+        let lower = from.to_ascii_lowercase();
+        self.env.df.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| from.parse().ok())
     }
 
     async fn stage(&mut self, i: usize) -> Result<Done, BuildError> {
@@ -203,7 +217,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             }
         };
         let lower = base.to_ascii_lowercase();
-        let parent = (0..i).rev().find(|&j| df.stages[j].name.as_deref() == Some(lower.as_str()));
+        let parent = stage_named(df, i, &lower);
         let (mut st, triggers) = if lower == "scratch" {
             // As BuildKit's empty image: WORKDIR / (PATH is added by `fresh`).
             let image = Image::scratch(&platform).with_config(|c| c.container_mut().working_dir = Some("/".into()));

@@ -78,13 +78,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
                 "--from={from}: variable expansion is not supported for --from; define a stage with FROM using an ARG from the global scope and copy from it"
             ));
         }
-        let stages = &self.env.df.stages;
-        let lower = from.to_ascii_lowercase();
-        let idx = stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| from.parse::<usize>().ok());
-        let Some(idx) = idx else { return Ok(None) };
+        let Some(idx) = self.stage_for_from(from) else { return Ok(None) };
         match self.done.get(idx).and_then(Option::as_ref) {
             Some(d) if idx < self.current => {
                 let base = d.image.layers().iter().filter(|l| matches!(l.blob.source, BlobSource::Registry(_)));
