@@ -10,15 +10,13 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use super::fs::{FsTree, normalize_in_root};
+use super::fs::{FsTree, MAX_LINKS, link_target, normalize_in_root};
 use super::image_fs::{Whiteout, open_layer, whiteout};
 use super::{BaseResolver, BuildError};
 use crate::image::{BlobSource, Digest, Layer};
 
 /// Files larger than this are not read into memory (`/etc/passwd` is a few kilobytes).
 const MAX_FILE: u64 = 16 << 20;
-/// Symbolic links followed before giving up, as the kernel does.
-const MAX_LINKS: usize = 40;
 
 /// What a build has downloaded from its bases and the files read from them.
 #[derive(Default)]
@@ -81,12 +79,7 @@ impl BaseFiles {
                         if hops > MAX_LINKS {
                             break 'search None;
                         }
-                        let dir = wanted.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                        wanted = if target.starts_with('/') {
-                            normalize_in_root(&target)
-                        } else {
-                            normalize_in_root(&format!("{dir}/{target}"))
-                        };
+                        wanted = link_target(&wanted, &target);
                         continue 'search;
                     }
                 }

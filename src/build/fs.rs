@@ -216,16 +216,9 @@ impl FsTree {
     /// kernel would inside the image. Returns the resolved path, or `None` when it leaves the tree.
     pub(crate) fn resolve(&self, path: &str) -> Option<String> {
         let mut current = path.to_string();
-        for _ in 0..40 {
+        for _ in 0..MAX_LINKS {
             match self.nodes.get(&current).map(|n| &n.kind) {
-                Some(Kind::Symlink(target)) => {
-                    let base = if target.starts_with('/') {
-                        String::new()
-                    } else {
-                        current.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default()
-                    };
-                    current = normalize_in_root(&format!("{base}/{target}"));
-                }
+                Some(Kind::Symlink(target)) => current = link_target(&current, target),
                 Some(Kind::Hardlink(target)) => current = target.clone(),
                 Some(_) => return Some(current),
                 None => return None,
@@ -253,6 +246,16 @@ fn components_match(parts: &[&str], comps: &[&str], doublestar: bool) -> bool {
             .split_first()
             .is_some_and(|(c, more)| glob_match(pat, c).unwrap_or(false) && components_match(rest, more, doublestar)),
     }
+}
+
+/// Symbolic links followed before giving up, as the kernel does.
+pub(crate) const MAX_LINKS: usize = 40;
+
+/// Where a symbolic link at `path` whose target is `target` leads (relative to its directory, or absolute within
+/// the image root), without leading slash.
+pub(crate) fn link_target(path: &str, target: &str) -> String {
+    let dir = if target.starts_with('/') { "" } else { path.rsplit_once('/').map_or("", |(d, _)| d) };
+    normalize_in_root(&format!("{dir}/{target}"))
 }
 
 /// Cleans a path inside an image root: `..` cannot climb above `/`. Returns it without leading slash.
