@@ -58,8 +58,13 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn edit(&mut self, f: impl FnOnce(&mut ImageConfig)) {
+        self.map_image(|image| image.with_config(f));
+    }
+
+    /// Replaces the image with what `f` makes of it (the image methods take it by value).
+    fn map_image(&mut self, f: impl FnOnce(Image) -> Image) {
         let image = std::mem::replace(&mut self.image, Image::from_parts(ImageConfig::default(), Vec::new()));
-        self.image = image.with_config(f);
+        self.image = f(image);
     }
 }
 
@@ -308,7 +313,6 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
     /// Puts `layer` on top of the stage's image, with its history entry.
     fn commit_layer(&self, st: &mut State, layer: crate::image::Layer, created_by: String) {
         let h = self.history(created_by);
-        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
         self.env.progress.debug(&format!(
             "layer {} ({} bytes compressed, diff_id {})",
             layer.blob.descriptor.digest, layer.blob.descriptor.size, layer.diff_id
@@ -317,7 +321,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             // A closed sink (the publisher stopped on an error) is not the build's concern.
             let _ = sink.send(layer.blob.clone());
         }
-        st.image = image.with_layer(layer, h);
+        st.map_image(|image| image.with_layer(layer, h));
     }
 
     /// Commits a layer from the [`LayerStore`], saying when it was not written.
@@ -342,8 +346,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
 
     fn commit_empty(&self, st: &mut State, created_by: String) {
         let h = self.history(created_by);
-        let image = std::mem::replace(&mut st.image, Image::from_parts(ImageConfig::default(), Vec::new()));
-        st.image = image.with_empty_history(h);
+        st.map_image(|image| image.with_empty_history(h));
     }
 
     async fn dispatch(&mut self, st: &mut State, ins: &Instruction) -> Result<(), BuildError> {
