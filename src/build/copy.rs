@@ -204,10 +204,7 @@ impl CopyJob {
                 continue;
             }
             if root.is_dir {
-                out.target_dir(&dest_path, Some(&root.items[0].node));
-                for item in &root.items[1..] {
-                    out.put(join(&dest_path, &item.rel), item);
-                }
+                out.put_dir(&dest_path, root);
             } else {
                 let into = dest_is_dir || out.exists_as_dir(&dest_path);
                 let target = if into { join(&dest_path, &root.name) } else { dest_path.clone() };
@@ -254,10 +251,7 @@ impl CopyJob {
         }
         let target = join(dest, keep);
         if root.is_dir {
-            out.target_dir(&target, Some(&root.items[0].node));
-            for item in &root.items[1..] {
-                out.put(join(&target, &item.rel), item);
-            }
+            out.put_dir(&target, root);
         } else {
             out.put(target, &root.items[0]);
         }
@@ -313,6 +307,14 @@ impl Layout<'_> {
         }
         let node = self.adjust(item.node.clone());
         self.entries.insert(path, node);
+    }
+
+    /// A directory source at `at`: its contents below, `at` itself made like the source directory.
+    fn put_dir(&mut self, at: &str, root: &Root) {
+        self.target_dir(at, Some(&root.items[0].node));
+        for item in &root.items[1..] {
+            self.put(join(at, &item.rel), item);
+        }
     }
 
     fn exists_as_dir(&self, path: &str) -> bool {
