@@ -6,7 +6,7 @@ use crate::build::chmod::Chmod;
 use crate::build::context::image_path;
 use crate::build::fetch::{parse_checksum, url_file_name};
 use crate::build::fs::{Content, Kind, Node};
-use crate::image::{BlobSource, Digest, Layer};
+use crate::image::Digest;
 
 impl<R: BaseResolver> Evaluator<'_, R> {
     pub(super) async fn workdir(&mut self, st: &mut State, path: &str, line: usize) -> Result<(), BuildError> {
@@ -73,8 +73,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         if st.fs.complete {
             return Ok(None);
         }
-        let base: Vec<Layer> =
-            st.image.layers().iter().filter(|l| matches!(l.blob.source, BlobSource::Registry(_))).cloned().collect();
+        let base = base_layers(&st.image);
         self.env.base_files.read(self.bases, &base, path, &self.env.opts.work_dir).await.map_err(|e| e.to_string())
     }
 

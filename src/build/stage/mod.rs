@@ -22,7 +22,7 @@ use crate::build::fs::FsTree;
 use crate::build::{BaseResolver, BuildError, BuildOptions};
 use crate::dockerfile::shell::{Lexer, NoVars};
 use crate::dockerfile::{self, Arg, CopyArgs, Dockerfile, Instruction, InstructionKind};
-use crate::image::{History, Image, ImageConfig, ImageRef, Platform};
+use crate::image::{BlobSource, History, Image, ImageConfig, ImageRef, Layer, Platform};
 use crate::progress::Progress;
 
 /// What every stage of one build shares.
@@ -95,6 +95,11 @@ pub(crate) struct Evaluator<'a, R> {
 /// builds on.
 pub(crate) fn stage_named(df: &Dockerfile, before: usize, name: &str) -> Option<usize> {
     df.stages[..before].iter().rposition(|s| s.name.as_deref() == Some(name))
+}
+
+/// The layers of `image` that are its registry base's (the stage's own are files in the work directory).
+fn base_layers(image: &Image) -> Vec<Layer> {
+    image.layers().iter().filter(|l| matches!(l.blob.source, BlobSource::Registry(_))).cloned().collect()
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

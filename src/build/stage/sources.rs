@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::build::image_fs::unpack_image;
-use crate::image::{BlobSource, Layer};
+use crate::image::Layer;
 
 impl<R: BaseResolver> Evaluator<'_, R> {
     /// The source `--from=<from>` names for `sources`.
@@ -80,10 +80,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         }
         let Some(idx) = self.stage_for_from(from) else { return Ok(None) };
         match self.done.get(idx).and_then(Option::as_ref) {
-            Some(d) if idx < self.current => {
-                let base = d.image.layers().iter().filter(|l| matches!(l.blob.source, BlobSource::Registry(_)));
-                Ok(Some((d.fs.clone(), d.description.clone(), base.cloned().collect())))
-            }
+            Some(d) if idx < self.current => Ok(Some((d.fs.clone(), d.description.clone(), base_layers(&d.image)))),
             _ => Err(format!("--from={from}: cannot copy from a stage that is not defined before the current one")),
         }
     }
