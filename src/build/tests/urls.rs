@@ -4,8 +4,6 @@
 use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
 
-use sha2::Digest as _;
-
 use super::*;
 
 /// `python3 -m http.server` serving `dir` on a free port of 127.0.0.1; killed on drop.
@@ -42,17 +40,6 @@ impl Drop for HttpServer {
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
-async fn build_error(opts: &BuildOptions) -> String {
-    match build(opts, &FakeBases::default(), &Quiet).await {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("the build should fail"),
-    }
-}
-
 #[tokio::test]
 async fn add_url_as_docker_does() {
     let served = tempfile::tempdir().unwrap();
@@ -65,7 +52,7 @@ async fn add_url_as_docker_does() {
 
     let fx = fixture();
     let (tool, data) = (server.url("dl/tool.tar.gz"), server.url("data.txt"));
-    let good = sha256(b"data\n");
+    let good = Digest::of(b"data\n").to_string();
     let df = format!(
         "FROM scratch\nADD {tool} /dl/\nADD --checksum={good} {data} /data\nADD --chmod=755 --chown=7:8 {data} /bin/data\n"
     );
@@ -93,10 +80,10 @@ async fn add_url_as_docker_does() {
     let img = build_image(&opts, &FakeBases::default()).await;
     assert_eq!(entries(&img.layers()[0])[0].mtime, 1_400_000_000, "clamped to SOURCE_DATE_EPOCH");
 
-    let bad = sha256(b"other");
-    let err = build_error(&fx.opts(&format!("FROM scratch\nADD --checksum={bad} {data} /data\n"))).await;
+    let bad = Digest::of(b"other").to_string();
+    let err = build_err(&fx.opts(&format!("FROM scratch\nADD --checksum={bad} {data} /data\n"))).await.to_string();
     assert!(err.contains("Dockerfile:2:") && err.contains(&bad) && err.contains(&good), "{err}");
-    let err = build_error(&fx.opts(&format!("FROM scratch\nADD {} /x\n", server.url("missing")))).await;
+    let err = build_err(&fx.opts(&format!("FROM scratch\nADD {} /x\n", server.url("missing")))).await.to_string();
     assert!(err.contains("Dockerfile:2:") && err.contains("404"), "{err}");
 }
 
@@ -118,7 +105,7 @@ async fn checksum_and_url_errors_as_buildkit() {
         ("FROM scratch\nADD --checksum=md5:00 http://127.0.0.1:1/a /a\n".into(), "64 hex digits"),
         ("FROM scratch\nCOPY http://127.0.0.1:1/a /a\n".into(), "use ADD"),
     ] {
-        let err = build_error(&fx.opts(&df)).await;
+        let err = build_err(&fx.opts(&df)).await.to_string();
         assert!(err.contains("Dockerfile:2:") && err.contains(needle), "{df:?}: {err}");
     }
 }
