@@ -258,7 +258,8 @@ async fn default_platform<R: BaseResolver>(
     let global = stage::global_args(df, opts, &host, &host, &mut BTreeSet::new()).unwrap_or_default();
     let lexer = Lexer::new(df.escape);
     let mut idx = target;
-    loop {
+    // The registry base the target comes from, through its FROM parents.
+    let base = loop {
         let s = &df.stages[idx];
         if let Some(p) = &s.platform {
             let expanded = lexer.process_word(p, &global).unwrap_or_default();
@@ -266,16 +267,16 @@ async fn default_platform<R: BaseResolver>(
                 return Ok(p);
             }
         }
-        let base = lexer.process_word(&s.base, &global).unwrap_or_else(|_| s.base.clone()).to_ascii_lowercase();
-        if base == "scratch" {
+        let base = lexer.process_word(&s.base, &global).unwrap_or_else(|_| s.base.clone());
+        let lower = base.to_ascii_lowercase();
+        if lower == "scratch" {
             return Ok(host);
         }
-        match stage::stage_named(df, idx, &base) {
+        match stage::stage_named(df, idx, &lower) {
             Some(parent) => idx = parent,
-            None => break,
+            None => break base,
         }
-    }
-    let base = lexer.process_word(&df.stages[idx].base, &global).unwrap_or_else(|_| df.stages[idx].base.clone());
+    };
     let Ok(r) = ImageRef::parse(&base) else { return Ok(host) };
     let available = bases.platforms(&r).await?;
     let amd64 = Platform::new("linux", "amd64", None);
