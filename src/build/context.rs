@@ -69,8 +69,8 @@ impl Context {
             ));
         }
         let rel = if cleaned == "." { String::new() } else { cleaned.trim_start_matches('/').to_string() };
-        let candidates = if has_wildcards(&rel) { self.glob(&rel, doublestar)? } else { vec![rel.clone()] };
         let wildcard = has_wildcards(&rel);
+        let candidates = if wildcard { self.glob(&rel, doublestar)? } else { vec![rel.clone()] };
         let mut roots = Vec::new();
         for path in candidates {
             let resolved = self.resolve_links(&path)?;

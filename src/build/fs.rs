@@ -144,7 +144,8 @@ impl FsTree {
         doublestar: bool,
     ) -> Result<Vec<Root>, String> {
         let pattern = normalize_in_root(src);
-        let candidates: Vec<String> = if has_wildcards(&pattern) {
+        let wildcard = has_wildcards(&pattern);
+        let candidates: Vec<String> = if wildcard {
             let parts: Vec<&str> = pattern.split('/').collect();
             let mut found = Vec::new();
             for p in self.paths() {
@@ -161,7 +162,7 @@ impl FsTree {
         for path in candidates {
             let resolved = if path.is_empty() { Some(String::new()) } else { self.resolve(&path) };
             let Some(resolved) = resolved.filter(|r| r.is_empty() || self.get(r).is_some()) else {
-                if has_wildcards(&pattern) {
+                if wildcard {
                     continue;
                 }
                 let why = if self.complete {
