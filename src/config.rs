@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use octopush::build::Compression;
+use octopush::builder::Compression;
 use octopush::image::{ImageName, Platform};
 use octopush::meta::{GitContext, MetaInputs};
 use octopush::registry::Credentials;

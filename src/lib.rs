@@ -3,7 +3,7 @@
 //! The library knows nothing of GitHub Actions' environment: the binary's edge (`actions`, `cli`) turns raw inputs
 //! into validated configuration and calls in here.
 
-pub mod build;
+pub mod builder;
 pub mod docker_archive;
 pub mod dockerfile;
 pub mod image;

@@ -12,10 +12,10 @@ use std::future::Future;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use std::path::{Path, PathBuf};
 
-use crate::build::{self, BaseResolver, BuildError, BuildOptions, LayerSink};
+use crate::builder::{self, BaseResolver, BuildError, BuildOptions, BuilderKind, LayerSink, Plan, native};
 use crate::image::{Artifact, Blob, BlobSource, Digest, Image, ImageName, ImageRef, Platform, RawManifest};
 use crate::progress::Progress;
-use crate::registry::{self, BlobOutcome, PushReport, RegistryClient, RegistryError};
+use crate::registry::{self, BlobOutcome, Credentials, PushReport, RegistryClient, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -33,6 +33,8 @@ pub enum PublishError {
 #[derive(Debug, Clone)]
 pub struct PublishRequest {
     pub build: BuildOptions,
+    /// Which builder builds it (`auto`: native unless the target needs RUN).
+    pub builder: BuilderKind,
     /// Registries and repositories to push to (empty: push nothing).
     pub targets: Vec<ImageName>,
     /// Tag names, each pushed to every target.
@@ -87,7 +89,7 @@ impl BaseResolver for RegistryBases<'_> {
         Ok(())
     }
 
-    async fn fetch_url(&self, url: &str, dest: &Path) -> Result<build::Fetched, BuildError> {
+    async fn fetch_url(&self, url: &str, dest: &Path) -> Result<builder::Fetched, BuildError> {
         let fail = |message: String| BuildError::Fetch { url: url.to_string(), message };
         let client = reqwest::Client::builder()
             .user_agent(self.0.options().user_agent.clone())
@@ -96,7 +98,12 @@ impl BaseResolver for RegistryBases<'_> {
             .read_timeout(std::time::Duration::from_secs(120))
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        build::fetch::fetch_http(&client, url, dest).await.map_err(fail)
+        native::fetch::fetch_http(&client, url, dest).await.map_err(fail)
+    }
+
+    async fn credentials(&self, registry: &str) -> Result<Option<Credentials>, BuildError> {
+        let name = ImageName::new(registry, "library/any").map_err(|e| BuildError::base(registry, e))?;
+        self.0.resolve_credentials(&name).await.map_err(|e| BuildError::base(registry, e))
     }
 }
 
@@ -106,9 +113,14 @@ pub async fn publish(
     progress: &dyn Progress,
 ) -> Result<Published, PublishError> {
     let bases = RegistryBases(client);
-    let (artifact, ahead) =
-        push_while(client, &req.targets, progress, |sink| build::build_with_sink(&req.build, &bases, progress, sink))
-            .await?;
+    // The builder is chosen once, from the Dockerfile, before any work starts.
+    let plan = Plan::read(&req.build)?;
+    let choice = builder::choose(&plan, req.builder)?;
+    progress.info(&format!("builder: {} ({})", choice.kind.name(), choice.reason));
+    let (artifact, ahead) = push_while(client, &req.targets, progress, |sink| {
+        builder::build_with_sink(choice.kind, &req.build, &plan, &bases, progress, sink)
+    })
+    .await?;
     let artifact = with_annotations(artifact, &req.annotations, &req.index_annotations);
     let manifest = artifact.manifest();
     let images = artifact.images();
@@ -160,7 +172,7 @@ pub async fn publish(
     Ok(published)
 }
 
-/// Runs `build` (which sends each layer blob to the sink it is given, as [`build::build_with_sink`] does) while
+/// Runs `build` (which sends each layer blob to the sink it is given, as [`native::build_with_sink`] does) while
 /// pushing every blob it sends to each of `targets`, the client's `jobs` at a time, each distinct blob once per
 /// target. Returns the build's value and, per target (same order), what was done for each blob. The first error
 /// of either side ends both (an upload error does not wait for the build to finish); with no targets, the build

@@ -161,7 +161,8 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
     .context("creating a work folder for layers")?;
     let labels = if config.apply_labels { meta.labels.clone() } else { meta.user_labels.clone() };
     let request = PublishRequest {
-        build: octopush::build::BuildOptions {
+        builder: octopush::builder::BuilderKind::Auto,
+        build: octopush::builder::BuildOptions {
             context: p.context.clone(),
             dockerfile: p.dockerfile.clone(),
             target: p.target.clone(),
@@ -170,9 +171,10 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
             labels,
             source_date_epoch: Some(created),
             work_dir: work.path().to_path_buf(),
-            host_platform: octopush::build::platform_of(std::env::consts::OS, std::env::consts::ARCH),
+            host_platform: octopush::builder::platform_of(std::env::consts::OS, std::env::consts::ARCH),
             cache_dir: p.cache_dir.clone(),
             compression: p.compression,
+            engine: octopush::builder::engine::EngineOptions::default(),
         },
         targets: if p.push { p.targets.clone() } else { Vec::new() },
         tags: meta.tag_names.clone(),

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Mode, Registry, RunResult, Workflow, push_busybox_base, run_ok, tar_entries, tool};
-use octopush::build::BuildError;
+use octopush::builder::BuildError;
 use octopush::image::{Blob, BlobSource, Descriptor, Digest, ImageName, media_type};
 use octopush::progress::Quiet;
 use octopush::publish::{PublishError, push_while};

@@ -243,15 +243,16 @@ fn malformed_repository_names_the_input() {
 }
 
 #[test]
-fn run_instruction_is_refused_with_its_line() {
+fn run_instruction_is_refused_with_its_line_by_the_native_builder() {
     let registry = Registry::start(Mode::Anonymous);
     push_busybox_base(&registry, "base/busybox:1");
     let uploads_before = registry.blob_uploads();
     let result = Workflow::new()
         .input("registry", registry.host())
+        .input("builder", "native")
         .file("Dockerfile", format!("FROM {}/base/busybox:1\nCOPY . /src\nRUN make\n", registry.host()))
         .run();
-    assert_clean_failure(&result, "Dockerfile:3: RUN needs a container runtime");
+    assert_clean_failure(&result, "Dockerfile:3: RUN needs a container runtime, and `builder: native`");
     // Refused before any work: no layer built, nothing pushed, not even the base resolved.
     assert!(!result.stdout.contains("COPY . /src"), "{}", result.dump());
     assert_eq!(registry.blob_uploads(), uploads_before);

@@ -44,9 +44,14 @@ pub struct Layer {
 }
 
 /// An image value. Functions that change it take `self` and return the new value.
+///
+/// An image read from a place (the engine's export) keeps the exact config bytes it was read with, so its
+/// config digest (the image ID) stays what the place says; a change to the config serialises it anew.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
     config: ImageConfig,
+    /// The config's bytes as read, while the config is unchanged.
+    raw_config: Option<Bytes>,
     layers: Vec<Layer>,
     annotations: BTreeMap<String, String>,
 }
@@ -60,12 +65,19 @@ impl Image {
             variant: platform.variant.clone(),
             ..ImageConfig::default()
         };
-        Image { config, layers: Vec::new(), annotations: BTreeMap::new() }
+        Image { config, raw_config: None, layers: Vec::new(), annotations: BTreeMap::new() }
     }
 
     /// An image from a base's config and layers (layer count must match `rootfs.diff_ids`; the caller checks).
     pub fn from_parts(config: ImageConfig, layers: Vec<Layer>) -> Image {
-        Image { config, layers, annotations: BTreeMap::new() }
+        Image { config, raw_config: None, layers, annotations: BTreeMap::new() }
+    }
+
+    /// An image from config bytes as a place gave them, kept byte for byte, and its layers (bottom up, one per
+    /// `rootfs.diff_ids` entry; the caller checks).
+    pub fn from_raw_config(raw: Bytes, layers: Vec<Layer>) -> Result<Image, serde_json::Error> {
+        let config = serde_json::from_slice(&raw)?;
+        Ok(Image { config, raw_config: Some(raw), layers, annotations: BTreeMap::new() })
     }
 
     pub fn config(&self) -> &ImageConfig {
@@ -87,11 +99,13 @@ impl Image {
     /// The image with its config changed by `f`.
     pub fn with_config(mut self, f: impl FnOnce(&mut ImageConfig)) -> Image {
         f(&mut self.config);
+        self.raw_config = None;
         self
     }
 
     /// The image with `layer` on top, recorded in `rootfs` and `history`.
     pub fn with_layer(mut self, layer: Layer, history: History) -> Image {
+        self.raw_config = None;
         self.config.rootfs.diff_ids.push(layer.diff_id.clone());
         self.config.history.push(history);
         self.layers.push(layer);
@@ -100,6 +114,7 @@ impl Image {
 
     /// The image with a history entry for an instruction that made no layer.
     pub fn with_empty_history(mut self, mut history: History) -> Image {
+        self.raw_config = None;
         history.empty_layer = Some(true);
         self.config.history.push(history);
         self
@@ -110,9 +125,9 @@ impl Image {
         self
     }
 
-    /// The config blob: serialised bytes and their descriptor.
+    /// The config blob: the bytes it was read with, else the config serialised; and their descriptor.
     pub fn config_blob(&self) -> Blob {
-        let bytes = Bytes::from(to_canonical_json(&self.config));
+        let bytes = self.raw_config.clone().unwrap_or_else(|| Bytes::from(to_canonical_json(&self.config)));
         let descriptor = Descriptor::new(media_type::OCI_CONFIG, Digest::of(&bytes), bytes.len() as u64);
         Blob { descriptor, source: BlobSource::Bytes(bytes) }
     }
@@ -259,6 +274,24 @@ mod tests {
         assert_eq!(parsed.layers[0].media_type, media_type::OCI_LAYER_GZIP, "docker layer type mapped to OCI");
         assert_eq!(parsed.config.digest, img.config_blob().descriptor.digest);
         assert_eq!(img.blobs().len(), 2);
+    }
+
+    #[test]
+    fn config_bytes_read_from_a_place_are_kept_until_the_config_changes() {
+        // Docker's spacing and key order, and a field the model does not know.
+        let raw = Bytes::from_static(
+            br#"{"architecture":"amd64","os":"linux","docker_version":"20.10.24","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        );
+        let img = Image::from_raw_config(raw.clone(), Vec::new()).unwrap();
+        assert_eq!(img.platform(), Platform::new("linux", "amd64", None));
+        let blob = img.config_blob();
+        assert_eq!(blob.descriptor.digest, Digest::of(&raw), "the image ID stays the place's");
+        assert_eq!(blob.source, BlobSource::Bytes(raw.clone()));
+        let annotated = img.clone().with_annotations(BTreeMap::from([("a".into(), "b".into())]));
+        assert_eq!(annotated.config_blob().descriptor.digest, Digest::of(&raw), "annotations are not in the config");
+        let changed = img.with_config(|c| c.os = "linux".into());
+        assert_ne!(changed.config_blob().descriptor.digest, Digest::of(&raw), "a changed config is serialised anew");
+        assert!(Image::from_raw_config(Bytes::from_static(b"not json"), Vec::new()).is_err());
     }
 
     #[test]

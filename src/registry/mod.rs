@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub(crate) use auth::sensitive as sensitive_header;
 pub use auth::{Challenge, Credentials, parse_challenges, repository_scope};
 pub use docker_config::{DockerConfig, DockerConfigError, IDENTITY_TOKEN_USER};
 pub use error::{Action, ErrorEntry, PUSH_PERMISSION_HINT, RegistryError, parse_envelope};

@@ -8,9 +8,10 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::context::{Item, Root, glob_match, has_wildcards};
+use super::context::{Item, Root, has_wildcards};
 use super::copy::relink;
-use super::ignore::PatternMatcher;
+use crate::builder::ignore::PatternMatcher;
+use crate::builder::ignore::glob_match;
 
 /// Where a regular file's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +171,7 @@ impl FsTree {
                 } else {
                     format!(
                         "; the native builder does not download base image layers, so it can only copy what this Dockerfile \
-                     put into {description} (COPY, ADD, WORKDIR); build this Dockerfile with `docker build`"
+                     put into {description} (COPY, ADD, WORKDIR); set `builder: engine` to build it through the Docker Engine"
                     )
                 };
                 return Err(format!("--from={name} {src}: not found in {description}{why}"));

@@ -13,7 +13,8 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{BaseResolver, BuildError, BuildOptions, ScratchOnly, build};
+use super::build;
+use crate::builder::{BaseResolver, BuildError, BuildOptions, ScratchOnly};
 use crate::image::{
     Artifact, Blob, BlobSource, ContainerConfig, Descriptor, Digest, Image, ImageConfig, ImageName, ImageRef, Layer,
     Platform, RootFs, digest_file, media_type,
@@ -60,7 +61,8 @@ impl Fixture {
             work_dir: self.work.clone(),
             host_platform: Platform::new("linux", "amd64", None),
             cache_dir: None,
-            compression: crate::build::Compression::Gzip,
+            compression: crate::builder::Compression::Gzip,
+            engine: Default::default(),
         }
     }
 }
@@ -285,10 +287,10 @@ impl BaseResolver for FakeBases {
         std::fs::write(dest, bytes).map_err(|e| BuildError::io("writing", dest, e))
     }
 
-    async fn fetch_url(&self, url: &str, dest: &Path) -> Result<crate::build::Fetched, BuildError> {
+    async fn fetch_url(&self, url: &str, dest: &Path) -> Result<crate::builder::native::Fetched, BuildError> {
         crate::registry::install_crypto();
         let client = reqwest::Client::builder().no_proxy().build().expect("client");
-        crate::build::fetch::fetch_http(&client, url, dest)
+        crate::builder::native::fetch::fetch_http(&client, url, dest)
             .await
             .map_err(|message| BuildError::Fetch { url: url.to_string(), message })
     }

@@ -2,7 +2,7 @@
 //! per build, whiteouts respected.
 
 use super::*;
-use crate::build::base_files::{Found, scan_layer};
+use crate::builder::native::base_files::{Found, scan_layer};
 
 const OLD_PASSWD: &str = "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
 const NEW_PASSWD: &str = "root:x:0:0::/root:/bin/sh\napp:x:4242:4242::/home/app:/bin/sh\n";

@@ -18,7 +18,7 @@ use super::archive;
 use super::chmod::Chmod;
 use super::context::{Context, Item, Root, image_path};
 use super::fs::{Content, FsTree, Kind, Node, normalize_in_root};
-use super::ignore::PatternMatcher;
+use crate::builder::ignore::PatternMatcher;
 
 /// Where COPY reads from.
 pub(crate) enum Source {

@@ -12,12 +12,12 @@
 //!   level 3 on request).
 
 use std::collections::BTreeMap;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
-use super::compress::{Compression, default_threads};
 use super::fs::{Kind, Node};
-use crate::image::{Blob, BlobSource, Descriptor, HashingWriter, Layer};
+use crate::builder::compress::{Compression, write_layer_with};
+use crate::image::Layer;
 
 /// The largest value of an 11-digit octal field (size, mtime): 8 GiB - 1.
 const USTAR_MAX_NUMERIC: u64 = 0o777_7777_7777;
@@ -30,28 +30,12 @@ pub(crate) fn write_layer(
     work_dir: &Path,
     compression: Compression,
 ) -> io::Result<Layer> {
-    let tmp = tempfile::Builder::new().prefix(".layer-").tempfile_in(work_dir)?;
-    let blob = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    let encoder = compression.encoder(blob, default_threads())?;
-    // Blocks of tar go to the encoder whole rather than 512 bytes at a time.
-    let mut tar = tar::Builder::new(HashingWriter::new(BufWriter::with_capacity(256 << 10, encoder)));
-    for (path, node) in entries {
-        append(&mut tar, path, node)?;
-    }
-    let (diff_id, _, buffered) = tar.into_inner()?.finish();
-    let encoder = buffered.into_inner().map_err(|e| e.into_error())?;
-    let (digest, size, mut out) = encoder.finish()?.finish();
-    out.flush()?;
-    drop(out);
-    tmp.as_file().sync_all()?;
-    let final_path = work_dir.join(format!("{}-{}.{}", digest.algorithm(), digest.hex(), compression.extension()));
-    tmp.persist(&final_path).map_err(|e| e.error)?;
-    Ok(Layer {
-        blob: Blob {
-            descriptor: Descriptor::new(compression.media_type(), digest, size),
-            source: BlobSource::File(final_path),
-        },
-        diff_id,
+    write_layer_with(work_dir, compression, |out| {
+        let mut tar = tar::Builder::new(out);
+        for (path, node) in entries {
+            append(&mut tar, path, node)?;
+        }
+        tar.into_inner().map(drop)
     })
 }
 

@@ -110,15 +110,15 @@ async fn stages_copy_from_and_target() {
 
     opts.target = Some("nope".into());
     let err = build_err(&opts).await.to_string();
-    assert!(err.contains("target stage `nope` not found") && err.contains("build, unused"), "{err}");
+    assert!(err.contains("stage `nope` not found") && err.contains("build, unused"), "{err}");
     opts.target = Some("unused".into());
     let err = build_err(&opts).await;
     assert_eq!(err.line(), Some(4));
     assert_eq!(
         err.to_string(),
-        "Dockerfile:4: RUN needs a container runtime and the native builder does not run commands: run the command \
-         in an earlier workflow step and COPY its output, or build this Dockerfile with `docker build` (octopush's \
-         Docker Engine builder is not available yet)."
+        "Dockerfile:4: RUN needs a container runtime, and `builder: native` builds without one: set `builder: auto` \
+         (the default) or `builder: engine` to build this Dockerfile through the Docker Engine, or run the command in \
+         an earlier workflow step and COPY its output"
     );
     let err =
         build_err(&fx.opts("FROM scratch AS first\nCOPY --from=second /x /x\nFROM scratch AS second\nFROM first\n"))
@@ -248,16 +248,17 @@ async fn default_platform_is_the_hosts_when_the_base_has_it() {
     let mut bases = FakeBases::with("registry.example/base:1", ContainerConfig::default());
     let df = "FROM registry.example/base:1\nARG BUILDPLATFORM\nLABEL build=$BUILDPLATFORM\n";
     let mut opts = fx.opts(df);
-    opts.host_platform = crate::build::platform_of("linux", "aarch64");
+    opts.host_platform = crate::builder::native::platform_of("linux", "aarch64");
     let img = build_image(&opts, &bases).await;
     assert_eq!(img.platform().to_string(), "linux/arm64/v8", "an arm64 runner builds the base's arm64 image");
     assert_eq!(container(&img).labels.clone().unwrap_or_default()["build"], "linux/arm64");
-    opts.host_platform = crate::build::platform_of("linux", "riscv64");
+    opts.host_platform = crate::builder::native::platform_of("linux", "riscv64");
     assert_eq!(build_image(&opts, &bases).await.platform().to_string(), "linux/amd64", "else linux/amd64");
     let scratch = fx.opts("FROM scratch\n");
-    let mut scratch = BuildOptions { host_platform: crate::build::platform_of("linux", "aarch64"), ..scratch };
+    let mut scratch =
+        BuildOptions { host_platform: crate::builder::native::platform_of("linux", "aarch64"), ..scratch };
     assert_eq!(scratch_build(&scratch).await.platform().to_string(), "linux/arm64/v8", "scratch: the host's");
-    scratch.host_platform = crate::build::platform_of("linux", "x86_64");
+    scratch.host_platform = crate::builder::native::platform_of("linux", "x86_64");
     assert_eq!(scratch_build(&scratch).await.platform().to_string(), "linux/amd64");
 
     bases.platforms = vec![Platform::new("linux", "arm64", Some("v8")), Platform::new("linux", "s390x", None)];

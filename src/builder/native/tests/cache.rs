@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::build::Compression;
-use crate::build::cache::{Hit, LayerCache, LayerStore};
-use crate::build::fs::{Content, Kind, Node};
+use crate::builder::Compression;
+use crate::builder::native::cache::{Hit, LayerCache, LayerStore};
+use crate::builder::native::fs::{Content, Kind, Node};
 
 fn cache_at(dir: &Path, max_bytes: u64) -> LayerCache {
     let mut c = LayerCache::open(dir, max_bytes).expect("open cache");

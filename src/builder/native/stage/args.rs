@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::build::BuildOptions;
+use crate::builder::BuildOptions;
 use crate::dockerfile::Dockerfile;
 use crate::dockerfile::shell::Lexer;
 use crate::image::Platform;

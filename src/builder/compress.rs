@@ -36,7 +36,9 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, FlushCompress, Status};
 
-use crate::image::media_type;
+use std::path::Path;
+
+use crate::image::{Blob, BlobSource, Descriptor, HashingWriter, Layer, media_type};
 
 /// Bytes of tar per gzip block: pigz's default.
 pub const GZIP_BLOCK: usize = 128 << 10;
@@ -114,6 +116,38 @@ impl Compression {
             }
         })
     }
+}
+
+/// Writes one layer file into `dir`: `write` produces the uncompressed tar, which is hashed (the `diff_id`),
+/// compressed on every core and hashed again (the blob's digest) as it streams to a temporary file, renamed
+/// after its digest when done. Shared by the native builder (tars it writes) and the engine builder (tars the
+/// engine exports).
+pub(crate) fn write_layer_with(
+    dir: &Path,
+    compression: Compression,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<Layer> {
+    let tmp = tempfile::Builder::new().prefix(".layer-").tempfile_in(dir)?;
+    let blob = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, tmp.as_file()));
+    let encoder = compression.encoder(blob, default_threads())?;
+    // Blocks of tar go to the encoder whole rather than 512 bytes at a time.
+    let mut tar = HashingWriter::new(io::BufWriter::with_capacity(256 << 10, encoder));
+    write(&mut tar)?;
+    let (diff_id, _, buffered) = tar.finish();
+    let encoder = buffered.into_inner().map_err(|e| e.into_error())?;
+    let (digest, size, mut out) = encoder.finish()?.finish();
+    out.flush()?;
+    drop(out);
+    tmp.as_file().sync_all()?;
+    let path = dir.join(format!("{}-{}.{}", digest.algorithm(), digest.hex(), compression.extension()));
+    tmp.persist(&path).map_err(|e| e.error)?;
+    Ok(Layer {
+        blob: Blob {
+            descriptor: Descriptor::new(compression.media_type(), digest, size),
+            source: BlobSource::File(path),
+        },
+        diff_id,
+    })
 }
 
 /// The threads to compress on: every core this process may use.

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::fs::{Content, Kind, Node, normalize_in_root};
-use super::ignore::{PatternMatcher, clean};
+use crate::builder::ignore::{PatternMatcher, clean, glob_match};
 
 pub(crate) struct Context {
     pub root: PathBuf,
@@ -313,58 +313,6 @@ fn unescape(s: &str) -> String {
         }
     }
     out
-}
-
-/// Go's `filepath.Match` for one path component: `*`, `?`, `[a-z]`, `[^...]`, `\` escapes.
-pub(crate) fn glob_match(pattern: &str, name: &str) -> Result<bool, String> {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    glob_at(&p, &n).ok_or_else(|| format!("bad pattern {pattern:?}: unbalanced `[` or trailing `\\`"))
-}
-
-fn glob_at(p: &[char], n: &[char]) -> Option<bool> {
-    let Some((&c, rest)) = p.split_first() else { return Some(n.is_empty()) };
-    match c {
-        '*' => {
-            for i in 0..=n.len() {
-                if n[..i].contains(&'/') {
-                    break;
-                }
-                if glob_at(rest, &n[i..])? {
-                    return Some(true);
-                }
-            }
-            Some(false)
-        }
-        '?' => Some(matches!(n.first(), Some(&ch) if ch != '/') && glob_at(rest, &n[1..])?),
-        '[' => {
-            let close = rest.iter().skip(1).position(|&x| x == ']').map(|i| i + 1)?;
-            let (class, after) = (&rest[..close], &rest[close + 1..]);
-            let (negate, class) = match class.split_first() {
-                Some(('^', c)) => (true, c),
-                _ => (false, class),
-            };
-            let Some(&ch) = n.first() else { return Some(false) };
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                let lo = class[i];
-                if i + 2 < class.len() && class[i + 1] == '-' {
-                    hit |= lo <= ch && ch <= class[i + 2];
-                    i += 3;
-                } else {
-                    hit |= lo == ch;
-                    i += 1;
-                }
-            }
-            Some(hit != negate && ch != '/' && glob_at(after, &n[1..])?)
-        }
-        '\\' => {
-            let (&lit, rest) = rest.split_first()?;
-            Some(n.first() == Some(&lit) && glob_at(rest, &n[1..])?)
-        }
-        c => Some(n.first() == Some(&c) && glob_at(rest, &n[1..])?),
-    }
 }
 
 /// A path under `/` for the image, from a destination as written (absolute or relative to `workdir`).

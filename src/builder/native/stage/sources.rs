@@ -3,7 +3,7 @@
 //! downloaded into the work directory and unpacked once per build.
 
 use super::*;
-use crate::build::image_fs::unpack_image;
+use crate::builder::native::image_fs::unpack_image;
 use crate::image::Layer;
 
 impl<R: BaseResolver> Evaluator<'_, R> {

@@ -32,9 +32,9 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 
-use super::compress::Compression;
 use super::fs::{Content, Kind, Node};
 use super::layer::write_layer;
+use crate::builder::compress::Compression;
 use crate::image::{Blob, BlobSource, Descriptor, Digest, Layer};
 
 /// Bumped whenever the tar writer changes the bytes it produces for the same entries.

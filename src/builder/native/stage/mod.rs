@@ -13,13 +13,14 @@ mod sources;
 pub(crate) use args::global_args;
 pub use args::platform_of;
 
-use crate::build::base_files::BaseFiles;
-use crate::build::cache::{Cached, Hit, LayerStore};
-use crate::build::config;
-use crate::build::context::Context;
-use crate::build::copy::{CopyJob, Policy, Source, mkdir_entries};
-use crate::build::fs::FsTree;
-use crate::build::{BaseResolver, BuildError, BuildOptions};
+use crate::builder::native::base_files::BaseFiles;
+use crate::builder::native::cache::{Cached, Hit, LayerStore};
+use crate::builder::native::config;
+use crate::builder::native::context::Context;
+use crate::builder::native::copy::{CopyJob, Policy, Source, mkdir_entries};
+use crate::builder::native::fs::FsTree;
+use crate::builder::plan;
+use crate::builder::{BaseResolver, BuildError, BuildOptions};
 use crate::dockerfile::shell::{Lexer, NoVars};
 use crate::dockerfile::{self, Arg, CopyArgs, Dockerfile, Instruction, InstructionKind};
 use crate::image::{BlobSource, History, Image, ImageConfig, ImageRef, Layer, Platform};
@@ -36,7 +37,7 @@ pub(crate) struct Env<'a> {
     pub now: i64,
     pub layers: Arc<LayerStore>,
     /// Gets each layer of the stages the final image is built from, when committed.
-    pub layer_sink: Option<&'a crate::build::LayerSink>,
+    pub layer_sink: Option<&'a crate::builder::LayerSink>,
     /// Files and layers read from images (`--chown=NAME`, `COPY --from`), once per build.
     pub base_files: &'a BaseFiles,
 }
@@ -91,12 +92,6 @@ pub(crate) struct Evaluator<'a, R> {
     in_image: Vec<bool>,
 }
 
-/// The latest stage before `before` named `name` (lowercase, as stage names are): the stage a FROM `name`
-/// builds on.
-pub(crate) fn stage_named(df: &Dockerfile, before: usize, name: &str) -> Option<usize> {
-    df.stages[..before].iter().rposition(|s| s.name.as_deref() == Some(name))
-}
-
 /// The layers of `image` that are its registry base's (the stage's own are files in the work directory).
 fn base_layers(image: &Image) -> Vec<Layer> {
     image.layers().iter().filter(|l| matches!(l.blob.source, BlobSource::Registry(_))).cloned().collect()
@@ -127,16 +122,10 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         self.global =
             global_args(self.env.df, self.env.opts, &self.platform, &self.env.opts.host_platform, &mut self.used)
                 .map_err(|(line, m)| self.err(line, "ARG", m))?;
-        let needed = self.needed(target);
-        self.in_image = self.image_chain(target);
-        // A RUN in a needed stage fails the build: say so before resolving bases or writing any layer.
-        let first_run = (0..=target)
-            .filter(|i| needed[*i])
-            .flat_map(|i| self.env.df.stages[i].instructions.iter())
-            .find(|ins| matches!(ins.kind, InstructionKind::Run(_)));
-        if let Some(ins) = first_run {
-            return Err(BuildError::Run { file: self.env.file.to_string(), line: ins.line });
-        }
+        // Which builder runs a Dockerfile with RUN was chosen before (`builder::choose`); a RUN that still gets
+        // here (one only this platform's ARGs make needed) is refused in `dispatch`.
+        let needed = plan::needed_stages(self.env.df, target, &self.global);
+        self.in_image = plan::image_chain(self.env.df, target, &self.global);
         for (i, need) in needed.iter().enumerate().take(target + 1) {
             if *need {
                 let done = self.stage(i).await?;
@@ -164,45 +153,9 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         self.lexer.process_word(word, vars).map_err(|e| e.to_string())
     }
 
-    /// Stages the target depends on, through FROM and COPY --from (BuildKit skips the others, RUN and all).
-    fn needed(&self, target: usize) -> Vec<bool> {
-        let stages = &self.env.df.stages;
-        let mut needed = vec![false; stages.len()];
-        let mut todo = vec![target];
-        while let Some(i) = todo.pop() {
-            if std::mem::replace(&mut needed[i], true) {
-                continue;
-            }
-            todo.extend(self.parent(i));
-            for ins in &stages[i].instructions {
-                if let InstructionKind::Copy(CopyArgs { from: Some(from), .. }) = &ins.kind {
-                    todo.extend(self.stage_for_from(from).filter(|&n| n < stages.len()));
-                }
-            }
-        }
-        needed
-    }
-
-    /// The target and the stages it is built FROM, transitively (not `COPY --from` sources).
-    fn image_chain(&self, target: usize) -> Vec<bool> {
-        let mut chain = vec![false; self.env.df.stages.len()];
-        let mut next = Some(target);
-        while let Some(i) = next.filter(|&i| !std::mem::replace(&mut chain[i], true)) {
-            next = self.parent(i);
-        }
-        chain
-    }
-
-    /// The earlier stage that stage `i` is built FROM, if any (its base expanded in the global scope).
-    fn parent(&self, i: usize) -> Option<usize> {
-        let base = self.expand(&self.env.df.stages[i].base, &self.global).unwrap_or_default().to_ascii_lowercase();
-        stage_named(self.env.df, i, &base)
-    }
-
     /// The stage `--from=<from>` names: by name, else by index (not checked against the number of stages).
     fn stage_for_from(&self, from: &str) -> Option<usize> {
-        let lower = from.to_ascii_lowercase();
-        self.env.df.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| from.parse().ok())
+        plan::stage_for_from(self.env.df, from)
     }
 
     async fn stage(&mut self, i: usize) -> Result<Done, BuildError> {
@@ -227,7 +180,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             }
         };
         let lower = base.to_ascii_lowercase();
-        let parent = stage_named(df, i, &lower);
+        let parent = plan::stage_named(df, i, &lower);
         let (mut st, triggers) = if lower == "scratch" {
             // As BuildKit's empty image: WORKDIR / (PATH is added by `fresh`).
             let image = Image::scratch(&platform).with_config(|c| c.container_mut().working_dir = Some("/".into()));
@@ -270,7 +223,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
                     instruction: "FROM".into(),
                     message: format!(
                         "FROM {base}: the base runs the ONBUILD trigger `{text}`, and RUN needs a container runtime; \
-                         the native builder does not run commands. Use a base without ONBUILD RUN, or build this Dockerfile with `docker build`"
+                         the native builder does not run commands: set `builder: engine` to build this Dockerfile through the Docker Engine"
                     ),
                 },
                 other => other,

@@ -2,10 +2,10 @@
 //! written on a blocking thread so no layer is held in memory and the runtime is not stalled.
 
 use super::*;
-use crate::build::chmod::Chmod;
-use crate::build::context::image_path;
-use crate::build::fetch::{parse_checksum, url_file_name};
-use crate::build::fs::{Content, Kind, Node};
+use crate::builder::native::chmod::Chmod;
+use crate::builder::native::context::image_path;
+use crate::builder::native::fetch::{parse_checksum, url_file_name};
+use crate::builder::native::fs::{Content, Kind, Node};
 use crate::image::Digest;
 
 impl<R: BaseResolver> Evaluator<'_, R> {
