@@ -176,6 +176,39 @@ pub const INPUTS: &[InputDef] = &[
         Some("gzip"),
         "Layer compression: `gzip` (every registry and runtime reads it) or `zstd` (smaller and faster to compress; containerd 1.5+ and podman read it, Docker 20.10 refuses it at pull)",
     ),
+    input(
+        "builder",
+        Text,
+        Publish,
+        Some("auto"),
+        "Which builder: `auto` (native when no stage the target needs has RUN, else the Docker Engine), `native` (daemonless, no RUN) or `engine` (the Docker Engine at DOCKER_HOST, else /var/run/docker.sock)",
+    ),
+    input("pull", Bool, Publish, Some("false"), "Engine builder: always pull newer versions of the base images"),
+    input("always_pull", Bool, Publish, Some("false"), "build-push-action v1's name for `pull`"),
+    input("no_cache", Bool, Publish, Some("false"), "Engine builder: build without the engine's build cache"),
+    input(
+        "network",
+        Text,
+        Publish,
+        None,
+        "Engine builder: the network RUN instructions use (`default`, `none`, `host`)",
+    ),
+    input(
+        "cache_from",
+        Text,
+        Publish,
+        None,
+        "Engine builder: images whose layers the build may reuse, one per line or comma-separated; pulled first",
+    ),
+    input("cache_froms", Text, Publish, None, "build-push-action v1's name for `cache_from`"),
+    input(
+        "secrets",
+        Text,
+        Publish,
+        None,
+        "Engine builder: secrets for `RUN --mount=type=secret,id=ID`, one `ID=value` per line (masked; never in a layer, the config or the log)",
+    ),
+    input("secret_files", Text, Publish, None, "Engine builder: secrets read from files, one `ID=PATH` per line"),
 ];
 
 pub fn command() -> Command {

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use octopush::builder::Compression;
+use octopush::builder::engine::{Endpoint, EngineOptions, SecretSource};
+use octopush::builder::{BuilderKind, Compression};
 use octopush::image::{ImageName, Platform};
 use octopush::meta::{GitContext, MetaInputs};
 use octopush::registry::Credentials;
@@ -72,6 +73,10 @@ pub struct PublishConfig {
     /// The layer cache directory (`None`: off).
     pub cache_dir: Option<PathBuf>,
     pub compression: Compression,
+    /// `builder`: native, engine, or chosen from the Dockerfile.
+    pub builder: BuilderKind,
+    /// Where the engine is (`DOCKER_HOST`, ...) and the engine builder's inputs; `tags` is filled by the run.
+    pub engine: EngineOptions,
     /// `--example`: the embedded example replaces the context and Dockerfile.
     pub example: bool,
 }
@@ -177,6 +182,16 @@ impl Config {
         if let Some(ca) = &p.ca_file {
             if !ca.is_file() {
                 return Err(bad("ca_file", format!("`{}` does not exist or is not a file", ca.display())));
+            }
+        }
+        for (id, source) in &p.engine.secrets {
+            if let SecretSource::File(path) = source {
+                if !path.is_file() {
+                    return Err(bad(
+                        "secret_files",
+                        format!("the file for secret `{id}`, `{}`, does not exist or is not a file", path.display()),
+                    ));
+                }
             }
         }
         if p.push {
@@ -329,6 +344,12 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
             bad("compression", format!("`{c}` is not a layer compression: use {}", Compression::NAMES.join(" or ")))
         })?,
     };
+    let builder = match raw.get("builder").map(str::trim) {
+        None => BuilderKind::Auto,
+        Some(b) => BuilderKind::parse(&b.to_ascii_lowercase())
+            .ok_or_else(|| bad("builder", format!("`{b}` is not a builder: use {}", BuilderKind::NAMES.join(", "))))?,
+    };
+    let engine = parse_engine(raw, env, &resolve)?;
     Ok(PublishConfig {
         targets,
         context,
@@ -348,7 +369,64 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         jobs,
         cache_dir,
         compression,
+        builder,
+        engine,
         example: raw.example,
+    })
+}
+
+/// The engine builder's inputs, and the engine's address as the docker CLI reads it from the environment.
+fn parse_engine(raw: &RawInputs, env: &Env, resolve: &dyn Fn(&str) -> PathBuf) -> Result<EngineOptions, ConfigError> {
+    let endpoint = Endpoint::from_vars(
+        env.var("DOCKER_HOST"),
+        env.var("DOCKER_TLS_VERIFY"),
+        env.var("DOCKER_CERT_PATH"),
+        env.non_empty("HOME"),
+    )
+    .map_err(|e| ConfigError::Environment(e.to_string()))?;
+    let flag = |name: &'static str| raw.bool(name).map(|v| v.unwrap_or(false)).map_err(|m| bad(name, m));
+    let network = match raw.get("network").map(str::trim) {
+        None => None,
+        Some(n) if n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) => Some(n.to_string()),
+        Some(n) => return Err(bad("network", format!("`{n}` is not a network name: use `default`, `none` or `host`"))),
+    };
+    let mut secrets = BTreeMap::new();
+    let mut add = |input: &'static str, id: &str, source: SecretSource| {
+        let id = id.trim();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+            return Err(bad(input, format!("`{id}` is not a secret id: use letters, digits, `_`, `.` and `-`")));
+        }
+        if secrets.insert(id.to_string(), source).is_some() {
+            return Err(bad(input, format!("the secret `{id}` is given twice (in `secrets` or `secret_files`)")));
+        }
+        Ok(())
+    };
+    for line in raw.lines("secrets") {
+        // The line holds the value: an error names the id only.
+        match line.split_once('=') {
+            Some((id, value)) => add("secrets", id, SecretSource::Value(Secret::new(value)))?,
+            None => return Err(bad("secrets", "each line must be `ID=value` (a line without `=` was given)")),
+        }
+    }
+    for line in raw.lines("secret_files") {
+        match line.split_once('=') {
+            Some((id, path)) if !path.trim().is_empty() => {
+                add("secret_files", id, SecretSource::File(resolve(path.trim())))?
+            }
+            _ => return Err(bad("secret_files", format!("`{line}` is not `ID=PATH`"))),
+        }
+    }
+    let mut cache_from = raw.list("cache_from");
+    cache_from.extend(raw.list("cache_froms"));
+    Ok(EngineOptions {
+        endpoint,
+        pull: flag("pull")? || flag("always_pull")?,
+        no_cache: flag("no_cache")?,
+        network,
+        cache_from,
+        secrets,
+        classic: env.var("DOCKER_BUILDKIT").map(str::trim).is_some_and(|v| v == "0" || v.eq_ignore_ascii_case("false")),
+        tags: Vec::new(),
     })
 }
 

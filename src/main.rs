@@ -56,7 +56,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let (title, message) = describe(&err);
-            log.error(&title, &message);
+            match err.downcast_ref::<run::AtLine>() {
+                Some(at) => log.error_at(&title, &message, &at.file, at.line),
+                None => log.error(&title, &message),
+            }
             ExitCode::FAILURE
         }
     }

@@ -46,6 +46,12 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             log.add_secret(password.trim());
         }
     }
+    // Build secrets: the value after the first `=` of each line.
+    for line in raw.lines("secrets") {
+        if let Some((_, value)) = line.split_once('=') {
+            log.add_secret(value);
+        }
+    }
     if let Some(name) = subcommand {
         raw.set("command", name);
     }
@@ -83,7 +89,8 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         }
         CommandKind::Publish => {
             let started = Instant::now();
-            let published = publish_image(&config, &meta, clock.timestamp(), log).await?;
+            let workspace = env.non_empty("GITHUB_WORKSPACE");
+            let published = publish_image(&config, &meta, clock.timestamp(), workspace, log).await?;
             let elapsed = started.elapsed();
             let mut outputs = meta_outputs(&meta);
             outputs.extend(publish_outputs(&published));
@@ -142,7 +149,13 @@ async fn repository_data(config: &Config, log: &Log) -> RepoData {
     }
 }
 
-async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) -> anyhow::Result<Published> {
+async fn publish_image(
+    config: &Config,
+    meta: &Meta,
+    created: i64,
+    workspace: Option<&str>,
+    log: &Log,
+) -> anyhow::Result<Published> {
     let p = &config.publish;
     let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
     let client = RegistryClient::new(options)?;
@@ -160,8 +173,10 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
     }
     .context("creating a work folder for layers")?;
     let labels = if config.apply_labels { meta.labels.clone() } else { meta.user_labels.clone() };
+    let references: Vec<String> =
+        p.targets.iter().flat_map(|t| meta.tag_names.iter().map(move |tag| format!("{t}:{tag}"))).collect();
     let request = PublishRequest {
-        builder: octopush::builder::BuilderKind::Auto,
+        builder: p.builder,
         build: octopush::builder::BuildOptions {
             context: p.context.clone(),
             dockerfile: p.dockerfile.clone(),
@@ -174,27 +189,45 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
             host_platform: octopush::builder::platform_of(std::env::consts::OS, std::env::consts::ARCH),
             cache_dir: p.cache_dir.clone(),
             compression: p.compression,
-            engine: octopush::builder::engine::EngineOptions::default(),
+            // The engine tags what it built as it will be pushed, so a later step can `docker run` it.
+            engine: octopush::builder::engine::EngineOptions { tags: references.clone(), ..p.engine.clone() },
         },
         targets: if p.push { p.targets.clone() } else { Vec::new() },
         tags: meta.tag_names.clone(),
         layout: p.output.clone(),
         // `docker load` names the image with every target and tag, pushed or not.
-        docker_archive: p.docker_archive.clone().map(|path| octopush::docker_archive::DockerArchiveOutput {
-            path,
-            repo_tags: p
-                .targets
-                .iter()
-                .flat_map(|t| meta.tag_names.iter().map(move |tag| format!("{t}:{tag}")))
-                .collect(),
-        }),
+        docker_archive: p
+            .docker_archive
+            .clone()
+            .map(|path| octopush::docker_archive::DockerArchiveOutput { path, repo_tags: references.clone() }),
         annotations: meta.annotations_at("manifest"),
         index_annotations: meta.annotations_at("index"),
     };
     log.group("Build and push");
     let result = publish::publish(&client, &request, log).await;
     log.end_group();
-    Ok(result?)
+    result.map_err(|error| match &error {
+        // An error about a Dockerfile line is annotated on that line, relative to the workspace as GitHub wants.
+        publish::PublishError::Build(b) if b.line().is_some() => {
+            let file = workspace_relative(&p.dockerfile, workspace);
+            anyhow::Error::new(AtLine { file, line: b.line().unwrap_or(1), error })
+        }
+        _ => error.into(),
+    })
+}
+
+/// An error the annotation places on a line of a file.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct AtLine {
+    pub file: String,
+    pub line: usize,
+    #[source]
+    pub error: publish::PublishError,
+}
+
+fn workspace_relative(path: &Path, workspace: Option<&str>) -> String {
+    workspace.and_then(|ws| path.strip_prefix(ws).ok()).unwrap_or(path).display().to_string()
 }
 
 /// The docker `config.json`, its secrets masked. Missing: none. Malformed: a warning naming it, and none, as the

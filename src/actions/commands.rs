@@ -115,6 +115,11 @@ impl Log {
         self.command("error", &[("title", title)], message);
     }
 
+    /// An error GitHub shows on `line` of `file` (relative to the repository root).
+    pub fn error_at(&self, title: &str, message: &str, file: &str, line: usize) {
+        self.command("error", &[("title", title), ("file", file), ("line", &line.to_string())], message);
+    }
+
     pub fn warning(&self, message: &str) {
         self.command("warning", &[], message);
     }

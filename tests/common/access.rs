@@ -91,4 +91,14 @@ impl Registry {
     pub fn manifest_puts(&self) -> usize {
         self.counted().iter().filter(|e| e.method == "PUT" && e.path.contains("/manifests/") && e.status == 201).count()
     }
+
+    /// How many completed uploads (PUT answered 201) carried `digest`: how often that blob was sent.
+    pub fn upload_puts_of(&self, digest: &str) -> usize {
+        let encoded = digest.replace(':', "%3A");
+        self.counted()
+            .iter()
+            .filter(|e| e.method == "PUT" && e.path.contains("/blobs/uploads/") && e.status == 201)
+            .filter(|e| e.path.contains(digest) || e.path.contains(&encoded))
+            .count()
+    }
 }

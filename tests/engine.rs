@@ -1,0 +1,304 @@
+//! Issue "engine builder", acceptance: Dockerfiles with RUN go through a real Docker Engine (Debian's dockerd
+//! 20.10, started per test, BuildKit through its API with our session, and the classic builder), and what it
+//! built is pushed by octopush's own registry client. What landed is checked with independent clients (curl
+//! through the harness, the docker CLI), never with octopush's registry client.
+//!
+//! The testbed's dockerd has no bridge network, so every build here uses `network: none` (a runner's engine has
+//! its bridge). Its BuildKit (Engine 20.10's built-in Dockerfile frontend) refuses heredocs, which need Engine
+//! 23+; they are not part of these Dockerfiles (the native builder's tests cover heredocs in COPY).
+
+mod common;
+
+use common::workflow::SHA;
+use common::{
+    BaseImage, Dockerd, Mode, Registry, RunResult, Workflow, assert_no_secret, gunzip_entries, push_busybox_base,
+};
+
+const USER: &str = "octocat";
+const PASSWORD: &str = "ghp_engineP4ssw0rdThatMustNeverLeak";
+const REPO: &str = "octo-org/app/engine";
+
+/// A registry with the busybox base, and an engine.
+struct Bed {
+    registry: Registry,
+    base: BaseImage,
+    dockerd: Dockerd,
+}
+
+fn bed(mode: Mode) -> Bed {
+    let registry = Registry::start(mode);
+    let base = push_busybox_base(&registry, "base/busybox:1");
+    Bed { registry, base, dockerd: Dockerd::start() }
+}
+
+/// The v1 step against `bed`, building through its engine with network `none`.
+fn step(bed: &Bed) -> Workflow {
+    let mut wf = Workflow::new()
+        .input("registry", bed.registry.host())
+        .input("repository", "Octo-Org/App/engine")
+        .input("tag_with_sha", "true")
+        .input("tag_with_ref", "true")
+        .input("network", "none")
+        .env("DOCKER_HOST", &bed.dockerd.host());
+    if let Some((user, pass)) = bed.registry.credentials() {
+        wf = wf.input("username", user).input("password", pass);
+    }
+    wf
+}
+
+/// Two stages, `ARG` before `FROM`, a cache mount, `COPY --from=<stage>`, a RUN that writes a file, `USER`.
+fn buildkit_dockerfile(bed: &Bed) -> String {
+    format!(
+        "ARG BASE={}/base/busybox:1\n\
+         FROM ${{BASE}} AS build\n\
+         RUN --mount=type=cache,target=/cache echo warm > /cache/marker && mkdir -p /out && \\\n    \
+             echo \"built by RUN in $(cat /cache/marker) cache\" > /out/message\n\
+         FROM ${{BASE}}\n\
+         COPY --from=build /out/message /srv/message\n\
+         COPY app.txt /srv/app.txt\n\
+         RUN echo \"written by the final stage\" > /srv/from-run && chown -R 65534 /srv\n\
+         USER 65534\n\
+         CMD [\"cat\", \"/srv/message\", \"/srv/from-run\", \"/srv/app.txt\"]\n",
+        bed.registry.host()
+    )
+}
+
+fn assert_clean_failure(result: &RunResult, needle: &str) -> String {
+    result.assert_failure();
+    assert_eq!(result.status.code(), Some(1), "{}", result.dump());
+    let errors: Vec<&str> = result.stdout.lines().filter(|l| l.starts_with("::error")).collect();
+    assert_eq!(errors.len(), 1, "exactly one ::error:: annotation:\n{}", result.dump());
+    assert!(errors[0].contains(needle), "`{needle}` not in {}", errors[0]);
+    for text in [&result.stdout, &result.stderr] {
+        assert!(!text.contains("panicked") && !text.contains("stack backtrace"), "{}", result.dump());
+    }
+    errors[0].to_string()
+}
+
+/// Pulls `reference` into the engine afresh (its local copy removed first) and runs it; returns what it printed.
+fn run_pushed(bed: &Bed, reference: &str) -> String {
+    let d = &bed.dockerd;
+    if let Some((user, pass)) = bed.registry.credentials() {
+        d.docker_ok(&["login", bed.registry.host(), "-u", user, "-p", pass]);
+    }
+    let _ = d.docker(&["rmi", "-f", reference]);
+    d.docker_ok(&["pull", reference]);
+    d.docker_ok(&["run", "--rm", "--network", "none", reference])
+}
+
+/// Requests octopush itself made (by its user agent) with `method` and `needle` in the path.
+fn octopush_requests(registry: &Registry, method: &str, needle: &str) -> usize {
+    registry.requests(method, needle).iter().filter(|e| e.user_agent.starts_with("octopush/")).count()
+}
+
+#[test]
+fn buildkit_builds_run_and_octopush_pushes_to_a_token_registry() {
+    let bed = bed(Mode::token(USER, PASSWORD));
+    let result = step(&bed).file("Dockerfile", buildkit_dockerfile(&bed)).file("app.txt", "from the context\n").run();
+    result.assert_success();
+    let host = bed.registry.host();
+    let out = &result.stdout;
+    assert!(out.contains("builder: engine (the target needs `RUN --mount=type=cache"), "{}", result.dump());
+    assert!(out.contains("::group::Build and push") && out.contains("#1 "), "BuildKit's log in a group:\n{out}");
+
+    // Tags from v1's inputs, and the digest output is the registry's.
+    let expected = vec![format!("{host}/{REPO}:latest"), format!("{host}/{REPO}:sha-{}", &SHA[..7])];
+    assert_eq!(result.output("tags").lines().collect::<Vec<_>>(), expected, "{}", result.dump());
+    let digest = result.output("digest");
+    for tag in ["latest".to_string(), format!("sha-{}", &SHA[..7])] {
+        assert_eq!(bed.registry.get_manifest(REPO, &tag).1, digest, "digest output vs registry for {tag}");
+    }
+    let (manifest, _) = bed.registry.get_manifest_json(REPO, "latest");
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    assert_eq!(result.output("imageid"), config_digest, "imageid is the engine's image ID");
+    let config: serde_json::Value = serde_json::from_slice(&bed.registry.get_blob(REPO, config_digest)).unwrap();
+    assert_eq!(config["config"]["User"], "65534");
+    assert_eq!(
+        config["config"]["Labels"]["org.opencontainers.image.revision"], SHA,
+        "computed labels reach the engine"
+    );
+
+    // The base's layer is the base's blob, neither downloaded nor uploaded by octopush; each new layer went up
+    // once.
+    let layers: Vec<&str> =
+        manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap()).collect();
+    assert_eq!(layers[0], bed.base.layer_digest, "the first layer is the base's own blob");
+    assert_eq!(
+        octopush_requests(&bed.registry, "GET", &format!("/blobs/{}", bed.base.layer_digest)),
+        0,
+        "{}",
+        bed.registry.access_log()
+    );
+    let encoded = bed.base.layer_digest.replace(':', "%3A");
+    assert_eq!(
+        octopush_requests(&bed.registry, "PUT", &encoded),
+        0,
+        "mounted, not uploaded:\n{}",
+        bed.registry.access_log()
+    );
+    for layer in &layers[1..] {
+        assert_eq!(bed.registry.upload_puts_of(layer), 1, "{layer} uploaded once:\n{}", bed.registry.access_log());
+    }
+    // The new layers hold what RUN and COPY made.
+    let mut files = std::collections::BTreeMap::new();
+    for layer in &layers[1..] {
+        files.extend(gunzip_entries(&bed.registry.get_blob(REPO, layer)));
+    }
+    assert_eq!(
+        files.get("srv/message").map(Vec::as_slice),
+        Some(&b"built by RUN in warm cache\n"[..]),
+        "{:?}",
+        files.keys()
+    );
+
+    // The pushed image runs, and prints what RUN wrote.
+    let printed = run_pushed(&bed, &format!("{host}/{REPO}:latest"));
+    assert_eq!(printed, "built by RUN in warm cache\nwritten by the final stage\nfrom the context\n");
+    assert_no_secret(&result, PASSWORD);
+}
+
+#[test]
+fn the_classic_builder_publishes_the_same_way() {
+    let bed = bed(Mode::htpasswd(USER, PASSWORD));
+    let dockerfile = format!(
+        "ARG BASE={}/base/busybox:1\nFROM ${{BASE}} AS build\nRUN mkdir -p /out && echo classic > /out/message\n\
+         FROM ${{BASE}}\nCOPY --from=build /out/message /message\nRUN echo run >> /message\nCMD [\"cat\", \"/message\"]\n",
+        bed.registry.host()
+    );
+    let result = step(&bed).env("DOCKER_BUILDKIT", "0").file("Dockerfile", dockerfile).run();
+    result.assert_success();
+    assert!(result.stdout.contains("classic builder") && result.stdout.contains("Step 1/"), "{}", result.dump());
+    let host = bed.registry.host();
+    assert_eq!(bed.registry.get_manifest(REPO, "latest").1, result.output("digest"));
+    let (manifest, _) = bed.registry.get_manifest_json(REPO, "latest");
+    assert_eq!(manifest["layers"][0]["digest"], bed.base.layer_digest.as_str());
+    assert_eq!(octopush_requests(&bed.registry, "GET", &format!("/blobs/{}", bed.base.layer_digest)), 0);
+    assert_eq!(run_pushed(&bed, &format!("{host}/{REPO}:latest")), "classic\nrun\n");
+    assert_no_secret(&result, PASSWORD);
+}
+
+#[test]
+fn a_failing_run_is_annotated_on_its_line_and_nothing_is_pushed() {
+    let bed = bed(Mode::Anonymous);
+    let dockerfile = format!(
+        "FROM {}/base/busybox:1\nCOPY app.txt /app.txt\nRUN echo preparing && \\\n    echo \"half-way there\" && exit 3\n",
+        bed.registry.host()
+    );
+    for classic in [false, true] {
+        let mut wf = step(&bed).file("Dockerfile", &dockerfile).file("app.txt", "x");
+        if classic {
+            wf = wf.env("DOCKER_BUILDKIT", "0");
+        }
+        let result = wf.run();
+        let error = assert_clean_failure(&result, "file=Dockerfile,line=3");
+        assert!(error.contains("Dockerfile:3: `RUN echo preparing"), "{error}");
+        assert!(error.contains("half-way there"), "the output's tail is in the error: {error}");
+        assert!(error.contains("exit code: 3") || error.contains("non-zero code: 3"), "{error}");
+        assert!(bed.registry.tags(REPO).is_empty(), "no tag was written (classic: {classic})");
+        assert_eq!(octopush_requests(&bed.registry, "PUT", "/manifests/"), 0);
+        assert_eq!(octopush_requests(&bed.registry, "POST", "/blobs/uploads/"), 0, "nothing was pushed");
+    }
+}
+
+#[test]
+fn a_secret_reaches_run_and_is_nowhere_else() {
+    let bed = bed(Mode::Anonymous);
+    const SECRET: &str = "s3cr3t-build-value-4a7c";
+    // The Dockerfile checks the secret by its hash: the value itself must appear nowhere but in the input.
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(SECRET.as_bytes()))
+    };
+    let dockerfile = format!(
+        "FROM {}/base/busybox:1\n\
+         RUN --mount=type=secret,id=api_token test \"$(sha256sum < /run/secrets/api_token | cut -d' ' -f1)\" = {sha} && \
+             echo \"token length $(wc -c < /run/secrets/api_token)\" > /proof\n\
+         RUN --mount=type=secret,id=from_file cat /run/secrets/from_file > /copied-from-file-secret-proof\n",
+        bed.registry.host()
+    );
+    let wf = step(&bed).input("secrets", &format!("api_token={SECRET}")).file("Dockerfile", &dockerfile);
+    let secret_file = wf.runner_temp().join("file-secret");
+    std::fs::write(&secret_file, "file secret\n").unwrap();
+    let result = wf.input("secret_files", &format!("from_file={}", secret_file.display())).run();
+    result.assert_success();
+    assert!(result.stdout.contains(&format!("::add-mask::{SECRET}")));
+    assert_no_secret(&result, SECRET);
+    // Not in any layer, the config or its history.
+    let (manifest, _) = bed.registry.get_manifest_json(REPO, "latest");
+    let config = bed.registry.get_blob(REPO, manifest["config"]["digest"].as_str().unwrap());
+    assert!(!String::from_utf8_lossy(&config).contains(SECRET), "config: {}", String::from_utf8_lossy(&config));
+    let mut files = std::collections::BTreeMap::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let blob = bed.registry.get_blob(REPO, layer["digest"].as_str().unwrap());
+        for (path, data) in gunzip_entries(&blob) {
+            assert!(!String::from_utf8_lossy(&data).contains(SECRET), "{path} holds the secret");
+            files.insert(path, data);
+        }
+    }
+    assert_eq!(
+        files.get("proof").map(Vec::as_slice),
+        Some(&format!("token length {}\n", SECRET.len()).into_bytes()[..])
+    );
+    assert_eq!(files.get("copied-from-file-secret-proof").map(Vec::as_slice), Some(&b"file secret\n"[..]));
+    assert!(!files.keys().any(|p| p.starts_with("run/secrets/api_token")), "the mount point holds nothing");
+}
+
+#[test]
+fn auto_picks_native_without_run_and_the_engine_with_it() {
+    let bed = bed(Mode::Anonymous);
+    let native = format!("FROM {}/base/busybox:1\nCOPY app.txt /app.txt\n", bed.registry.host());
+    let result = step(&bed).file("Dockerfile", native).file("app.txt", "x").run();
+    result.assert_success();
+    assert!(result.stdout.contains("builder: native (no stage the target needs has RUN"), "{}", result.dump());
+    assert!(!result.stdout.contains("Docker Engine"), "the engine is not contacted: {}", result.dump());
+
+    let with_run = format!("FROM {}/base/busybox:1\nRUN echo hi > /hi\n", bed.registry.host());
+    let result = step(&bed).file("Dockerfile", with_run).run();
+    result.assert_success();
+    assert!(
+        result.stdout.contains("builder: engine (the target needs `RUN echo hi > /hi` (Dockerfile:2)"),
+        "{}",
+        result.dump()
+    );
+}
+
+#[test]
+fn without_an_engine_the_error_names_the_run_line() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let wf = Workflow::new().input("registry", registry.host()).input("repository", "o/a");
+    let missing = wf.runner_temp().join("no-docker.sock");
+    let result = wf
+        .env("DOCKER_HOST", &format!("unix://{}", missing.display()))
+        .file("Dockerfile", format!("FROM {}/base/busybox:1\nCOPY . /src\nRUN make\n", registry.host()))
+        .run();
+    let error = assert_clean_failure(&result, "file=Dockerfile,line=3");
+    assert!(error.contains("Dockerfile:3: `RUN make` needs a container runtime"), "{error}");
+    assert!(error.contains("DOCKER_HOST") && error.contains("runner with Docker"), "the fix: {error}");
+    assert_eq!(octopush_requests(&registry, "POST", "/blobs/uploads/"), 0);
+
+    // Without DOCKER_HOST, /var/run/docker.sock is tried, and named.
+    let result = Workflow::new()
+        .input("registry", registry.host())
+        .input("repository", "o/a")
+        .env_remove("DOCKER_HOST")
+        .file("Dockerfile", "FROM scratch\nRUN true\n")
+        .run();
+    if !std::path::Path::new("/var/run/docker.sock").exists() {
+        let error = assert_clean_failure(&result, "line=2");
+        assert!(error.contains("/var/run/docker.sock"), "{error}");
+    }
+}
+
+#[test]
+fn platforms_the_engine_cannot_run_are_refused_before_building() {
+    let bed = bed(Mode::Anonymous);
+    let other = if common::image::host_arch() == "amd64" { "linux/s390x" } else { "linux/amd64" };
+    let result = step(&bed)
+        .input("platforms", &format!("linux/{},{other}", common::image::host_arch()))
+        .file("Dockerfile", format!("FROM {}/base/busybox:1\nRUN true\n", bed.registry.host()))
+        .run();
+    let error = assert_clean_failure(&result, "platforms");
+    assert!(error.contains(other) && error.contains("runs-on") && error.contains("QEMU"), "{error}");
+    assert!(!result.stdout.contains("#1 "), "nothing was built: {}", result.dump());
+}
