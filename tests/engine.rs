@@ -302,3 +302,92 @@ fn platforms_the_engine_cannot_run_are_refused_before_building() {
     assert!(error.contains(other) && error.contains("runs-on") && error.contains("QEMU"), "{error}");
     assert!(!result.stdout.contains("#1 "), "nothing was built: {}", result.dump());
 }
+
+/// A remote build host: the engine on TCP with TLS that verifies clients, reached with the docker CLI's
+/// `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`. The BuildKit session and the export cross the same
+/// TLS connection kind. A wrong CA is an error naming the TLS files, not a hang or a plain-text fallback.
+#[test]
+fn a_remote_engine_over_tls_builds_like_a_local_one() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = common::tls::make_pki(&pki_dir.path().join("pki"));
+    let dockerd = Dockerd::start_tls(&pki);
+    let certs = pki_dir.path().join("client");
+    common::tls::client_cert(&pki, &certs);
+    std::fs::copy(&pki.ca_cert, certs.join("ca.pem")).unwrap();
+    let step = |certs: &std::path::Path| {
+        Workflow::new()
+            .input("registry", registry.host())
+            .input("repository", "o/remote")
+            .input("tags", "v1")
+            .input("network", "none")
+            .env("DOCKER_HOST", &format!("tcp://{}", dockerd.tcp()))
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", certs.to_str().unwrap())
+            .file("Dockerfile", format!("FROM {}/base/busybox:1\nRUN echo remote > /where\n", registry.host()))
+    };
+    let result = step(&certs).run();
+    result.assert_success();
+    assert!(result.stdout.contains(&format!("at tcp://{} (TLS)", dockerd.tcp())), "{}", result.dump());
+    let (manifest, _) = registry.get_manifest_json("o/remote", "v1");
+    let top = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        gunzip_entries(&registry.get_blob("o/remote", &top)).get("where").map(Vec::as_slice),
+        Some(&b"remote\n"[..])
+    );
+
+    // Another CA: the engine's certificate is not trusted.
+    let other = common::tls::make_pki(&pki_dir.path().join("other"));
+    let wrong = pki_dir.path().join("wrong");
+    common::tls::client_cert(&other, &wrong);
+    std::fs::copy(&other.ca_cert, wrong.join("ca.pem")).unwrap();
+    let error = assert_clean_failure(&step(&wrong).run(), "TLS handshake failed");
+    assert!(error.contains(&format!("tcp://{}", dockerd.tcp())) && error.contains("ca.pem"), "{error}");
+    assert!(error.contains("DOCKER_CERT_PATH") && !error.contains("no Docker Engine answered"), "{error}");
+}
+
+/// `cache_from` (v1's `cache_froms`): a fresh engine reuses the RUN layer of an image octopush pushed before,
+/// with BuildKit (inline cache metadata, imported from the registry) and with the classic builder (pulled first).
+#[test]
+fn cache_from_lets_a_fresh_engine_reuse_the_run_layer() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let dockerfile = format!(
+        "FROM {}/base/busybox:1\nRUN echo expensive > /result && date +%s%N > /stamp\nCOPY app.txt /app.txt\n",
+        registry.host()
+    );
+    for (classic, input) in [(false, "cache_from"), (true, "cache_froms")] {
+        let repo = if classic { "o/cached-classic" } else { "o/cached" };
+        let cache = format!("{}/{repo}:latest", registry.host());
+        let publish = |dockerd: &Dockerd, app: &str| {
+            let mut wf = Workflow::new()
+                .input("registry", registry.host())
+                .input("repository", repo)
+                .input("tags", "latest")
+                .input("network", "none")
+                .input(input, &cache)
+                .env("DOCKER_HOST", &dockerd.host())
+                .file("Dockerfile", &dockerfile)
+                .file("app.txt", app);
+            if classic {
+                wf = wf.env("DOCKER_BUILDKIT", "0");
+            }
+            let result = wf.run();
+            result.assert_success();
+            result
+        };
+        // The first build has no cache to use: a warning at most, and the image is pushed.
+        let first = publish(&Dockerd::start(), "one");
+        let (m1, _) = registry.get_manifest_json(repo, "latest");
+        // A new engine, with nothing cached: the RUN step comes from the pushed image.
+        let second = publish(&Dockerd::start(), "two");
+        let (m2, _) = registry.get_manifest_json(repo, "latest");
+        let run_layer = |m: &serde_json::Value| m["layers"][1]["digest"].as_str().unwrap().to_string();
+        assert_eq!(run_layer(&m1), run_layer(&m2), "the RUN layer was reused, not run again:\n{}", second.dump());
+        assert_ne!(m1["layers"][2], m2["layers"][2], "the COPY layer changed");
+        let reused = if classic { "Using cache" } else { "CACHED" };
+        assert!(second.stdout.contains(reused), "{}", second.dump());
+        assert!(!first.stdout.contains(reused), "a fresh engine had nothing to reuse:\n{}", first.dump());
+    }
+}

@@ -89,7 +89,11 @@ pub async fn build_with_sink<R: BaseResolver>(
     }
     let platforms = platforms_to_build(&engine, opts, buildkit).await?;
     let credentials = credentials(opts, plan, bases, &platforms).await?;
-    pull_cache_from(&engine, &eo.cache_from, &credentials, progress).await;
+    // BuildKit imports `cache_from` itself, lazily, from the registry (only the layers it reuses); the classic
+    // builder reuses only images the engine holds, so they are pulled first.
+    if !buildkit {
+        pull_cache_from(&engine, &eo.cache_from, &credentials, progress).await;
+    }
     let ctx = context::ContextSpec::new(&opts.context, &opts.dockerfile)?;
     tokio::fs::create_dir_all(&opts.work_dir)
         .await
@@ -115,6 +119,10 @@ pub async fn build_with_sink<R: BaseResolver>(
             cache_from: eo.cache_from.clone(),
             credentials: credentials.clone(),
         };
+        if buildkit && !eo.cache_from.is_empty() {
+            // The image then carries its cache metadata (inline), so the next build's `cache_from` can use it.
+            params.build_args.entry("BUILDKIT_INLINE_CACHE".into()).or_insert_with(|| "1".into());
+        }
         if platforms.len() > 1 {
             progress.info(&format!("building for {}", platform.as_ref().map(Platform::to_string).unwrap_or_default()));
             // Each platform's image is tagged by its own build; the last would win, so none is tagged.
