@@ -391,3 +391,42 @@ fn cache_from_lets_a_fresh_engine_reuse_the_run_layer() {
         assert!(!first.stdout.contains(reused), "a fresh engine had nothing to reuse:\n{}", first.dump());
     }
 }
+
+/// Two platforms the engine can run (on amd64: amd64 and 386, which BuildKit lists as its own): one index, each
+/// image on its platform's base blob, RUN run once per platform with its `TARGETARCH`.
+#[test]
+fn platforms_the_engine_runs_give_one_index() {
+    let archs: [&str; 2] = match common::image::host_arch() {
+        "amd64" => ["amd64", "386"],
+        _ => ["arm64", "arm"],
+    };
+    let registry = Registry::start(Mode::Anonymous);
+    let base = common::image::push_busybox_platforms(&registry, "base/multi:1", &archs);
+    let dockerd = Dockerd::start();
+    let result = Workflow::new()
+        .input("registry", registry.host())
+        .input("repository", "o/multi")
+        .input("tags", "v1")
+        .input("network", "none")
+        .input("platforms", &archs.map(|a| format!("linux/{a}")).join(","))
+        .env("DOCKER_HOST", &dockerd.host())
+        .file(
+            "Dockerfile",
+            format!("FROM {}/base/multi:1\nARG TARGETARCH\nRUN echo $TARGETARCH > /arch\n", registry.host()),
+        )
+        .run();
+    result.assert_success();
+    let (index, _) = registry.get_manifest_json("o/multi", "v1");
+    assert_eq!(result.output("digest"), registry.get_manifest("o/multi", "v1").1);
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2, "{index}");
+    for (entry, arch) in manifests.iter().zip(archs) {
+        assert_eq!(entry["platform"]["architecture"], arch, "{index}");
+        let (manifest, _) = registry.get_manifest_json("o/multi", entry["digest"].as_str().unwrap());
+        let layers = manifest["layers"].as_array().unwrap();
+        let base_image = base.images.iter().find(|i| i.platform == format!("linux/{arch}")).unwrap();
+        assert_eq!(layers[0]["digest"], base_image.layer_digest.as_str(), "{arch} sits on its base's blob");
+        let top = gunzip_entries(&registry.get_blob("o/multi", layers[1]["digest"].as_str().unwrap()));
+        assert_eq!(top.get("arch").map(Vec::as_slice), Some(format!("{arch}\n").as_bytes()));
+    }
+}

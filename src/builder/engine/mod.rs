@@ -87,7 +87,7 @@ pub async fn build_with_sink<R: BaseResolver>(
     } else if !buildkit {
         progress.warning(&classic_warning(plan, &format!("the engine (API {}) offers no BuildKit", engine.api)));
     }
-    let platforms = platforms_to_build(&engine, opts, buildkit).await?;
+    let platforms = platforms_to_build(&engine, opts, buildkit, progress).await?;
     let credentials = credentials(opts, plan, bases, &platforms).await?;
     // BuildKit imports `cache_from` itself, lazily, from the registry (only the layers it reuses); the classic
     // builder reuses only images the engine holds, so they are pulled first.
@@ -191,6 +191,7 @@ async fn platforms_to_build(
     engine: &Engine,
     opts: &BuildOptions,
     buildkit: bool,
+    progress: &dyn Progress,
 ) -> Result<Vec<Option<Platform>>, BuildError> {
     if opts.platforms.is_empty() {
         return Ok(vec![None]);
@@ -200,6 +201,8 @@ async fn platforms_to_build(
         false => Vec::new(),
     };
     let runnable = if runnable.is_empty() { vec![engine.platform.clone()] } else { runnable };
+    let names: Vec<String> = runnable.iter().map(Platform::to_string).collect();
+    progress.debug(&format!("the engine can run {}", names.join(", ")));
     let missing: Vec<String> = opts
         .platforms
         .iter()
@@ -207,7 +210,7 @@ async fn platforms_to_build(
         .map(Platform::to_string)
         .collect();
     if !missing.is_empty() {
-        let can: Vec<String> = runnable.iter().map(Platform::to_string).collect();
+        let can = names;
         return Err(BuildError::Options(format!(
             "input `platforms`: the Docker Engine at {} runs {} only, so it cannot run the RUN steps for {}: build \
              each platform in its own job on a runner of that platform (a matrix with `runs-on: ubuntu-24.04-arm` \
