@@ -430,3 +430,26 @@ fn platforms_the_engine_runs_give_one_index() {
         assert_eq!(top.get("arch").map(Vec::as_slice), Some(format!("{arch}\n").as_bytes()));
     }
 }
+
+/// The engine's image flows to the local outputs like a native one: `push: false` with `output:
+/// docker-archive:FILE` gives a tar that `docker load` takes (the base layer fetched from the registry into it),
+/// and the loaded image runs.
+#[test]
+fn an_engine_build_can_go_to_a_docker_archive_instead_of_a_registry() {
+    let bed = bed(Mode::Anonymous);
+    let wf = step(&bed).input("push", "false").input("output", "docker-archive:out/image.tar").file(
+        "Dockerfile",
+        format!("FROM {}/base/busybox:1\nRUN echo archived > /a\nCMD [\"cat\", \"/a\"]\n", bed.registry.host()),
+    );
+    let archive = wf.workspace().join("out/image.tar");
+    let result = wf.run();
+    result.assert_success();
+    assert!(bed.registry.tags(REPO).is_empty(), "nothing pushed");
+    let other = Dockerd::start();
+    let loaded = other.docker_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let reference = format!("{}/{REPO}:latest", bed.registry.host());
+    assert!(loaded.contains(&reference), "{loaded}");
+    assert_eq!(other.docker_ok(&["run", "--rm", "--network", "none", &reference]), "archived\n");
+    let id = other.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &reference]);
+    assert_eq!(id.trim(), result.output("imageid"), "the engine's image ID survives the round trip");
+}

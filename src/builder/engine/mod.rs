@@ -323,3 +323,42 @@ async fn resolve_base<R: BaseResolver>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::plan::BuildkitOnly;
+
+    fn plan(text: &str) -> Plan {
+        let df = crate::dockerfile::parse(text, "Dockerfile").unwrap();
+        let target = df.stages.len() - 1;
+        let needed = vec![true; df.stages.len()];
+        Plan { dockerfile: df, label: "Dockerfile".into(), target, needed, first_run: None, buildkit_only: Vec::new() }
+    }
+
+    #[test]
+    fn the_classic_fallback_names_the_lines_it_cannot_run() {
+        let mut p = plan("FROM scratch\n");
+        assert_eq!(classic_warning(&p, "no BuildKit"), "no BuildKit: building with the classic builder");
+        p.buildkit_only =
+            vec![BuildkitOnly { line: 3, feature: "RUN --mount" }, BuildkitOnly { line: 9, feature: "COPY --link" }];
+        assert_eq!(
+            classic_warning(&p, "no BuildKit"),
+            "no BuildKit: building with the classic builder, which cannot run these lines of the Dockerfile:\n  \
+             Dockerfile:3: RUN --mount\n  Dockerfile:9: COPY --link"
+        );
+    }
+
+    #[test]
+    fn no_engine_is_reported_at_the_first_run() {
+        let mut p = plan("FROM scratch\nRUN make\n");
+        p.first_run = Some(RunSite { line: 2, text: "RUN make".into() });
+        let e = no_engine(&p, "unix:///var/run/docker.sock".into(), "No such file or directory".into());
+        assert_eq!(e.line(), Some(2));
+        let text = e.to_string();
+        assert!(text.starts_with("Dockerfile:2: `RUN make` needs a container runtime"), "{text}");
+        assert!(
+            text.contains("unix:///var/run/docker.sock (No such file or directory)") && text.contains("DOCKER_HOST")
+        );
+    }
+}
