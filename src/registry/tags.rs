@@ -111,7 +111,43 @@ fn next_link(header: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ClientOptions;
+    use super::super::testing::{FakeRegistry, Reply, fast_client};
     use super::*;
+
+    #[tokio::test]
+    async fn tags_are_listed_across_link_pages() {
+        let fake = FakeRegistry::start(|seen| {
+            let (tags, link) = if seen.target.contains("last=b") {
+                (r#"["c"]"#, None)
+            } else {
+                (r#"["a","b"]"#, Some(r#"</v2/x/y/tags/list?n=2&last=b>; rel="next""#))
+            };
+            let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+            headers.extend(link.map(|l| ("Link".to_string(), l.to_string())));
+            Reply::Respond { status: 200, headers, body: format!(r#"{{"name":"x/y","tags":{tags}}}"#).into_bytes() }
+        })
+        .await;
+        let client = fast_client(ClientOptions::default());
+        let name = ImageName::new(&fake.host(), "x/y").unwrap();
+        assert_eq!(client.list_tags(&name).await.unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(fake.seen().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_registry_that_cannot_delete_says_so_instead_of_failing() {
+        let fake = FakeRegistry::start(|_| Reply::Respond {
+            status: 405,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: br#"{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}"#.to_vec(),
+        })
+        .await;
+        let client = fast_client(ClientOptions::default());
+        let name = ImageName::new(&fake.host(), "x/y").unwrap();
+        let got = client.delete_manifest(&name, &Digest::of(b"m")).await.unwrap();
+        assert_eq!(got, Deleted::Unsupported("405 Method Not Allowed: The operation is unsupported.".into()));
+        assert_eq!(fake.seen()[0].method, "DELETE");
+    }
 
     #[test]
     fn link_headers_give_the_next_page() {
