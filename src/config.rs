@@ -26,7 +26,7 @@ pub enum ConfigError {
     Meta(#[from] octopush::meta::MetaError),
 }
 
-fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Input { input, message: message.into() }
 }
 
@@ -34,6 +34,8 @@ fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
 pub enum CommandKind {
     Publish,
     Meta,
+    Prune,
+    Restore,
 }
 
 /// Everything a run needs, validated. Nothing below this reads the environment.
@@ -48,6 +50,8 @@ pub struct Config {
     /// Whether the computed OCI labels go on the image (`add_git_labels`).
     pub apply_labels: bool,
     pub publish: PublishConfig,
+    /// `prune` and `restore`: the package and the rules.
+    pub packages: Option<crate::prune_cmd::PackagesConfig>,
 }
 
 #[derive(Debug)]
@@ -87,7 +91,14 @@ impl Config {
         let command = match raw.get("command").map(str::trim).unwrap_or("publish") {
             "publish" => CommandKind::Publish,
             "meta" => CommandKind::Meta,
-            other => return Err(bad("command", format!("`{other}` is not a command: use `publish` or `meta`"))),
+            "prune" => CommandKind::Prune,
+            "restore" => CommandKind::Restore,
+            other => {
+                return Err(bad(
+                    "command",
+                    format!("`{other}` is not a command: use `publish`, `meta`, `prune` or `restore`"),
+                ));
+            }
         };
         let git = GitContext::from_vars(&env.github_vars(), payload);
 
@@ -144,6 +155,13 @@ impl Config {
         let github_token =
             raw.get("github_token").or_else(|| env.non_empty("GITHUB_TOKEN")).map(|t| Secret::new(t.trim()));
         let publish = parse_publish(raw, env, targets)?;
+        let packages = match command {
+            CommandKind::Prune | CommandKind::Restore => {
+                let has_token = raw.get("github_token").or_else(|| env.non_empty("GITHUB_TOKEN")).is_some();
+                Some(crate::prune_cmd::PackagesConfig::parse(raw, command, &git, &publish.targets, has_token)?)
+            }
+            CommandKind::Publish | CommandKind::Meta => None,
+        };
         Ok(Config {
             command,
             meta,
@@ -152,12 +170,13 @@ impl Config {
             source_date_epoch,
             apply_labels: bool_or("add_git_labels", true)?,
             publish,
+            packages,
         })
     }
 
     /// Phase two: check what the inputs name on disk.
     pub fn check(self) -> Result<Config, ConfigError> {
-        if self.command == CommandKind::Meta || self.publish.example {
+        if self.command != CommandKind::Publish || self.publish.example {
             return Ok(self);
         }
         let p = &self.publish;
@@ -497,7 +516,7 @@ mod tests {
         let e = parse(&[("repository", "a/b"), ("output", "tar:x")], &[]).unwrap_err().to_string();
         assert!(e.contains("oci:DIR"), "{e}");
         let e = parse(&[("command", "deploy"), ("repository", "a/b")], &[]).unwrap_err().to_string();
-        assert!(e.contains("`publish` or `meta`"), "{e}");
+        assert!(e.contains("`publish`, `meta`, `prune` or `restore`"), "{e}");
         let e = parse(&[], &[]).unwrap_err().to_string();
         assert!(e.contains("set `repository`"), "{e}");
         let e = parse(&[("repository", "a/b")], &[("SOURCE_DATE_EPOCH", "yesterday")]).unwrap_err().to_string();

@@ -9,6 +9,7 @@ pub mod dockerfile;
 pub mod image;
 pub mod layout;
 pub mod meta;
+pub mod packages;
 pub mod progress;
 pub mod publish;
 pub mod registry;

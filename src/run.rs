@@ -14,7 +14,7 @@ use octopush::registry::{ClientOptions, DockerConfig, RegistryClient};
 
 use crate::actions::{Env, Log, files};
 use crate::cli::RawInputs;
-use crate::config::{self, CommandKind, Config, ConfigError};
+use crate::config::{self, CommandKind, Config, ConfigError, PublishConfig};
 use crate::summary;
 
 /// The example `octopush publish --example` builds, embedded so it works from any directory.
@@ -33,7 +33,7 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     };
     if subcommand.is_none() && !env.in_actions() {
         anyhow::bail!(
-            "no command given: run `octopush publish` or `octopush meta` (`octopush --help` lists the flags)"
+            "no command given: run `octopush publish`, `meta`, `prune` or `restore` (`octopush --help` lists the flags)"
         );
     }
     let mut raw = RawInputs::collect(sub_matches, env);
@@ -64,7 +64,15 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         config.publish.dockerfile = dir.path().join("Dockerfile");
     }
 
-    let repo = repository_data(&config, log).await;
+    match config.command {
+        CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, &config, log).await,
+        CommandKind::Meta | CommandKind::Publish => meta_or_publish(env, &config, log).await,
+    }
+}
+
+/// `meta` and `publish`: compute the tags and labels, then build and push or only report them.
+async fn meta_or_publish(env: &Env, config: &Config, log: &Log) -> anyhow::Result<()> {
+    let repo = repository_data(config, log).await;
     // `created` follows the commit (reproducible); `{{date}}` the run, unless SOURCE_DATE_EPOCH pins both.
     let now = Utc::now();
     let clock = meta::created_time(config.source_date_epoch, &config.git, now);
@@ -90,7 +98,7 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         CommandKind::Publish => {
             let started = Instant::now();
             let workspace = env.non_empty("GITHUB_WORKSPACE");
-            let published = publish_image(&config, &meta, clock.timestamp(), workspace, log).await?;
+            let published = publish_image(config, &meta, clock.timestamp(), workspace, log).await?;
             let elapsed = started.elapsed();
             let mut outputs = meta_outputs(&meta);
             outputs.extend(publish_outputs(&published));
@@ -101,6 +109,8 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             log.line(&summary::one_line(&published, elapsed));
             Ok(())
         }
+        // `run` sends these straight to prune_cmd, with no metadata to compute.
+        CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, config, log).await,
     }
 }
 
@@ -157,15 +167,7 @@ async fn publish_image(
     log: &Log,
 ) -> anyhow::Result<Published> {
     let p = &config.publish;
-    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
-    let client = RegistryClient::new(options)?;
-    for (host, creds) in &p.credentials {
-        client.set_credentials(host, creds.clone());
-    }
-    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
-        let log = log.clone();
-        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
-    }
+    let client = registry_client(p, log)?;
     // Inside the cache directory when there is one, so new layers are hard-linked into it rather than copied.
     let work = match p.cache_dir.as_deref().map(|d| std::fs::create_dir_all(d).map(|_| d)) {
         Some(Ok(dir)) => tempfile::Builder::new().prefix("work-").tempdir_in(dir),
@@ -214,6 +216,21 @@ async fn publish_image(
         }
         _ => error.into(),
     })
+}
+
+/// The registry client with the inputs' credentials, falling back to the docker `config.json` (its secrets
+/// masked): publish pushes with it, prune reads manifests with it.
+pub fn registry_client(p: &PublishConfig, log: &Log) -> anyhow::Result<RegistryClient> {
+    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
+    let client = RegistryClient::new(options)?;
+    for (host, creds) in &p.credentials {
+        client.set_credentials(host, creds.clone());
+    }
+    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
+        let log = log.clone();
+        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
+    }
+    Ok(client)
 }
 
 /// An error the annotation places on a line of a file.
@@ -284,7 +301,7 @@ fn publish_outputs(p: &Published) -> Vec<(&'static str, String)> {
 }
 
 /// Later entries win, so publish's `tags` (what was pushed) replaces meta's.
-fn write_outputs(env: &Env, outputs: &[(&'static str, String)]) -> anyhow::Result<()> {
+pub(crate) fn write_outputs(env: &Env, outputs: &[(&'static str, String)]) -> anyhow::Result<()> {
     let Some(file) = env.output_file() else { return Ok(()) };
     let mut last = std::collections::BTreeMap::new();
     for (k, v) in outputs {
