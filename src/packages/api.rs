@@ -16,7 +16,7 @@ use octocrab::service::middleware::retry::RetryConfig;
 
 use super::{ApiAction, PackagesError, Version};
 use crate::progress::Progress;
-use crate::registry::{RetryPolicy, parse_retry_after};
+use crate::registry::{RetryPolicy, error_chain as chain, parse_retry_after};
 use crate::secret::Secret;
 
 /// How to reach the API.
@@ -328,19 +328,6 @@ enum CallError {
 
 fn is_transport(e: &octocrab::Error) -> bool {
     matches!(e, octocrab::Error::Service { .. } | octocrab::Error::Hyper { .. })
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(c) = source {
-        let more = c.to_string();
-        if !s.contains(&more) {
-            s = format!("{s}: {more}");
-        }
-        source = c.source();
-    }
-    s
 }
 
 fn version_of(v: PackageVersion) -> Version {

@@ -45,6 +45,8 @@ pub use error::{Action, ErrorEntry, PUSH_PERMISSION_HINT, RegistryError, parse_e
 pub use pull::{resolve_image, resolve_index};
 pub use push::{BlobOutcome, PushReport, push, push_after, push_blob_to};
 pub use retry::{RetryPolicy, parse_retry_after};
+/// An error and its causes on one line, each once, with secrets scrubbed.
+pub(crate) use transport::chain as error_chain;
 pub use upload::{resolve_location, with_digest};
 
 use crate::image::{ImageName, is_loopback_host};

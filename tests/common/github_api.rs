@@ -2,17 +2,15 @@
 //! test: a state file (tokens, accounts, packages, faults) in, a port out, one JSON log line per request so
 //! tests can see every call (and that a dry run sent no DELETE). Container packages live in a real registry.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::registry::Registry;
-use super::{support_dir, tool};
+use super::start_support_script;
 
 /// One request the API answered, as it logged it (never with the token).
 #[derive(Debug, Clone, Deserialize)]
@@ -43,39 +41,15 @@ impl Drop for GithubApi {
 impl GithubApi {
     /// Starts the server with `state` (see the script's docstring for its shape).
     pub fn start(state: &Value) -> GithubApi {
-        let script = support_dir().join("github_api.py");
-        assert!(script.is_file(), "{} is missing", script.display());
         let dir = tempfile::Builder::new().prefix("octopush-github-api-").tempdir().expect("tempdir");
         let (state_file, log, err) =
             (dir.path().join("state.json"), dir.path().join("requests.log"), dir.path().join("stderr"));
         std::fs::write(&state_file, serde_json::to_vec_pretty(state).expect("state JSON")).expect("write state");
-        let mut child = Command::new(tool("python3"))
-            .arg(&script)
-            .arg("--state")
-            .arg(&state_file)
-            .arg("--log")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&err).expect("stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let port = rx.recv_timeout(Duration::from_secs(30)).ok().and_then(|l| l.trim().parse::<u16>().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the GitHub API stand-in did not print its port:\n{}",
-                std::fs::read_to_string(&err).unwrap_or_default()
-            );
+        let configure = |cmd: &mut Command| {
+            cmd.arg("--state").arg(&state_file).arg("--log").arg(&log);
         };
+        let (child, port) = start_support_script("github_api.py", configure, &err)
+            .unwrap_or_else(|stderr| panic!("the GitHub API stand-in did not print its port; its stderr:\n{stderr}"));
         GithubApi { child, port, log, _dir: dir }
     }
 
