@@ -25,15 +25,27 @@ pub enum Scope {
     Push,
     /// `merge` only.
     Merge,
+    /// `prune` only.
+    Prune,
+    /// `restore` only.
+    Restore,
+    /// `prune` and `restore`.
+    Packages,
 }
 
 impl Scope {
-    fn takes(self, subcommand: &str) -> bool {
-        match self {
-            All => true,
-            Publish => subcommand == "publish",
-            Push => subcommand == "publish" || subcommand == "merge",
-            Merge => subcommand == "merge",
+    /// Whether the subcommand `sub` takes the input `name` of this scope.
+    fn takes(self, name: &str, sub: &str) -> bool {
+        match sub {
+            "prune" => matches!(self, Prune | Packages) || PRUNE_SHARED.contains(&name),
+            "restore" => matches!(self, Restore | Packages) || RESTORE_SHARED.contains(&name),
+            _ => match self {
+                All => true,
+                Publish => sub == "publish",
+                Push => sub == "publish" || sub == "merge",
+                Merge => sub == "merge",
+                Prune | Restore | Packages => false,
+            },
         }
     }
 }
@@ -60,7 +72,13 @@ const fn input(
 }
 
 use Kind::{Bool, Text};
-use Scope::{All, Merge, Publish, Push};
+use Scope::{All, Merge, Packages, Prune, Publish, Push, Restore};
+
+/// The inputs of other scopes that `prune` and `restore` take too: where the image is, the tokens, and (for
+/// `prune`, which reads the registry as publishing does) the registry credentials.
+const PRUNE_SHARED: &[&str] =
+    &["registry", "repository", "images", "github_token", "username", "password", "registry_auth", "ca_file"];
+const RESTORE_SHARED: &[&str] = &["registry", "repository", "images", "github_token"];
 
 /// Every input, in the order `action.yml` lists them.
 pub const INPUTS: &[InputDef] = &[
@@ -69,7 +87,7 @@ pub const INPUTS: &[InputDef] = &[
         Text,
         All,
         Some("publish"),
-        "What to do: `publish` (build, tag, push), `meta` (compute tags and labels only) or `merge` (merge images pushed by digest into one tagged index)",
+        "What to do: `publish` (build, tag, push), `meta` (compute tags and labels only), `merge` (merge images pushed by digest into one tagged index), `prune` (delete package versions by a retention policy) or `restore` (undo a prune)",
     ),
     input(
         "registry",
@@ -240,6 +258,69 @@ pub const INPUTS: &[InputDef] = &[
         None,
         "`command: merge`: the images to merge, one per line (`REPO@sha256:...`, a bare digest or a tag of the target); default: every image this run pushed by digest",
     ),
+    input(
+        "owner",
+        Text,
+        Packages,
+        None,
+        "prune/restore: the user or organisation owning the package (told apart through the API); default the image's first path part",
+    ),
+    input(
+        "package",
+        Text,
+        Packages,
+        None,
+        "prune/restore: the package; default the image name after the owner (`app` for ghcr.io/octo-org/app)",
+    ),
+    input(
+        "package_type",
+        Text,
+        Packages,
+        Some("container"),
+        "prune/restore: `container`, or `npm`, `maven`, `nuget`, `rubygems` (whose version strings the tag rules match)",
+    ),
+    input(
+        "keep_last",
+        Text,
+        Prune,
+        None,
+        "prune: of the tagged versions the other rules would delete, keep the N most recent",
+    ),
+    input(
+        "keep_tags",
+        Text,
+        Prune,
+        None,
+        "prune: tag patterns (`*`, `?`) whose versions are always kept, comma-separated or one per line",
+    ),
+    input(
+        "delete_tags",
+        Text,
+        Prune,
+        None,
+        "prune: tag patterns; a tagged version is deleted only if every one of its tags matches one",
+    ),
+    input(
+        "untagged_older_than",
+        Text,
+        Prune,
+        None,
+        "prune: delete untagged versions older than this (`7d`, `12h`, `2w`)",
+    ),
+    input(
+        "dry_run",
+        Bool,
+        Prune,
+        None,
+        "prune: print the decisions and delete nothing; default true on pull_request events, else false",
+    ),
+    input(
+        "versions",
+        Text,
+        Restore,
+        None,
+        "restore: the version ids to restore, comma-separated or one per line, or a prune's `deleted` output",
+    ),
 ];
 
 pub fn command() -> Command {
@@ -247,15 +328,24 @@ pub fn command() -> Command {
     let mut meta = Command::new("meta").about("Compute tags, labels and annotations without building or pushing");
     let mut merge =
         Command::new("merge").about("Merge images pushed by digest (one per platform) into one index, and tag it");
+    let mut prune = Command::new("prune")
+        .about("Delete package versions by a retention policy, never one a kept tag needs (GitHub Packages)");
+    let mut restore = Command::new("restore").about("Restore deleted package versions by id (GitHub Packages)");
     for def in INPUTS.iter().filter(|d| d.name != "command") {
         let arg = flag(def);
-        if def.scope.takes("meta") {
+        if def.scope.takes(def.name, "meta") {
             meta = meta.arg(arg.clone());
         }
-        if def.scope.takes("merge") {
+        if def.scope.takes(def.name, "merge") {
             merge = merge.arg(arg.clone());
         }
-        if def.scope.takes("publish") {
+        if def.scope.takes(def.name, "prune") {
+            prune = prune.arg(arg.clone());
+        }
+        if def.scope.takes(def.name, "restore") {
+            restore = restore.arg(arg.clone());
+        }
+        if def.scope.takes(def.name, "publish") {
             publish = publish.arg(arg);
         }
     }
@@ -277,6 +367,8 @@ pub fn command() -> Command {
         .subcommand(publish)
         .subcommand(meta)
         .subcommand(merge)
+        .subcommand(prune)
+        .subcommand(restore)
 }
 
 fn flag(def: &InputDef) -> Arg {
@@ -401,7 +493,21 @@ mod tests {
             assert!(!declared["description"].as_str().unwrap_or_default().is_empty());
         }
         assert_eq!(inputs["runs"]["using"], "docker");
-        for out in ["digest", "imageid", "tags", "tag-names", "version", "labels", "annotations", "json", "metadata"] {
+        for out in [
+            "digest",
+            "imageid",
+            "tags",
+            "tag-names",
+            "version",
+            "labels",
+            "annotations",
+            "json",
+            "metadata",
+            "deleted",
+            "kept",
+            "planned",
+            "restored",
+        ] {
             assert!(inputs["outputs"].get(out).is_some(), "output `{out}` declared");
         }
     }
@@ -410,5 +516,18 @@ mod tests {
     fn meta_takes_only_the_inputs_that_concern_it() {
         assert!(command().try_get_matches_from(["octopush", "meta", "--tags", "x"]).is_ok());
         assert!(command().try_get_matches_from(["octopush", "meta", "--password", "x"]).is_err());
+    }
+
+    #[test]
+    fn prune_and_restore_take_their_inputs_and_publish_does_not() {
+        let ok = |args: &[&str]| command().try_get_matches_from(args).is_ok();
+        assert!(ok(&["octopush", "prune", "--keep-last", "1", "--untagged-older-than", "7d", "--dry-run"]));
+        assert!(ok(&["octopush", "prune", "--password", "p", "--owner", "o", "--package", "app", "--keep-tags", "v*"]));
+        assert!(!ok(&["octopush", "prune", "--versions", "1"]), "versions is restore's");
+        assert!(!ok(&["octopush", "prune", "--tags", "x"]), "tags are publish's");
+        assert!(ok(&["octopush", "restore", "--versions", "1,2", "--package", "app"]));
+        assert!(!ok(&["octopush", "restore", "--keep-last", "1"]));
+        assert!(!ok(&["octopush", "publish", "--keep-last", "1"]));
+        assert!(!ok(&["octopush", "meta", "--dry-run"]));
     }
 }

@@ -26,7 +26,7 @@ pub enum ConfigError {
     Meta(#[from] octopush::meta::MetaError),
 }
 
-fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Input { input, message: message.into() }
 }
 
@@ -35,6 +35,8 @@ pub enum CommandKind {
     Publish,
     Meta,
     Merge,
+    Prune,
+    Restore,
 }
 
 /// Everything a run needs, validated. Nothing below this reads the environment.
@@ -51,6 +53,8 @@ pub struct Config {
     pub publish: PublishConfig,
     /// `command: merge`: the sources as given (empty: this run's hand-offs).
     pub merge_sources: Vec<ImageRef>,
+    /// `prune` and `restore`: the package and the rules.
+    pub packages: Option<crate::prune_cmd::PackagesConfig>,
 }
 
 #[derive(Debug)]
@@ -93,8 +97,13 @@ impl Config {
             "publish" => CommandKind::Publish,
             "meta" => CommandKind::Meta,
             "merge" => CommandKind::Merge,
+            "prune" => CommandKind::Prune,
+            "restore" => CommandKind::Restore,
             other => {
-                return Err(bad("command", format!("`{other}` is not a command: use `publish`, `meta` or `merge`")));
+                return Err(bad(
+                    "command",
+                    format!("`{other}` is not a command: use `publish`, `meta`, `merge`, `prune` or `restore`"),
+                ));
             }
         };
         let git = GitContext::from_vars(&env.github_vars(), payload);
@@ -167,6 +176,13 @@ impl Config {
             _ => Vec::new(),
         };
         let publish = parse_publish(raw, env, targets)?;
+        let packages = match command {
+            CommandKind::Prune | CommandKind::Restore => {
+                let has_token = raw.get("github_token").or_else(|| env.non_empty("GITHUB_TOKEN")).is_some();
+                Some(crate::prune_cmd::PackagesConfig::parse(raw, command, &git, &publish.targets, has_token)?)
+            }
+            CommandKind::Publish | CommandKind::Meta | CommandKind::Merge => None,
+        };
         Ok(Config {
             merge_sources,
             command,
@@ -176,12 +192,13 @@ impl Config {
             source_date_epoch,
             apply_labels: bool_or("add_git_labels", true)?,
             publish,
+            packages,
         })
     }
 
     /// Phase two: check what the inputs name on disk.
     pub fn check(self) -> Result<Config, ConfigError> {
-        if self.command == CommandKind::Meta || self.publish.example {
+        if !matches!(self.command, CommandKind::Publish | CommandKind::Merge) || self.publish.example {
             return Ok(self);
         }
         let p = &self.publish;
@@ -535,7 +552,7 @@ mod tests {
         let e = parse(&[("repository", "a/b"), ("output", "tar:x")], &[]).unwrap_err().to_string();
         assert!(e.contains("oci:DIR"), "{e}");
         let e = parse(&[("command", "deploy"), ("repository", "a/b")], &[]).unwrap_err().to_string();
-        assert!(e.contains("`publish`, `meta` or `merge`"), "{e}");
+        assert!(e.contains("`publish`, `meta`, `merge`, `prune` or `restore`"), "{e}");
         let e = parse(&[], &[]).unwrap_err().to_string();
         assert!(e.contains("set `repository`"), "{e}");
         let e = parse(&[("repository", "a/b")], &[("SOURCE_DATE_EPOCH", "yesterday")]).unwrap_err().to_string();

@@ -5,6 +5,7 @@
 mod actions;
 mod cli;
 mod config;
+mod prune_cmd;
 mod run;
 mod summary;
 

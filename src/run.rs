@@ -14,7 +14,7 @@ use octopush::registry::{ClientOptions, DockerConfig, RegistryClient};
 
 use crate::actions::{Env, Log, files};
 use crate::cli::RawInputs;
-use crate::config::{self, CommandKind, Config, ConfigError};
+use crate::config::{self, CommandKind, Config, ConfigError, PublishConfig};
 use crate::summary;
 
 /// The example `octopush publish --example` builds, embedded so it works from any directory.
@@ -33,7 +33,7 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     };
     if subcommand.is_none() && !env.in_actions() {
         anyhow::bail!(
-            "no command given: run `octopush publish` or `octopush meta` (`octopush --help` lists the flags)"
+            "no command given: run `octopush publish`, `meta`, `prune` or `restore` (`octopush --help` lists the flags)"
         );
     }
     let mut raw = RawInputs::collect(sub_matches, env);
@@ -64,7 +64,16 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         config.publish.dockerfile = dir.path().join("Dockerfile");
     }
 
-    let repo = repository_data(&config, log).await;
+    match config.command {
+        CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, &config, log).await,
+        CommandKind::Meta | CommandKind::Publish | CommandKind::Merge => meta_or_publish(env, &config, log).await,
+    }
+}
+
+/// `meta`, `publish` and `merge`: compute the tags and labels, then build (or merge) and push, or only report
+/// them.
+async fn meta_or_publish(env: &Env, config: &Config, log: &Log) -> anyhow::Result<()> {
+    let repo = repository_data(config, log).await;
     // `created` follows the commit (reproducible); `{{date}}` the run, unless SOURCE_DATE_EPOCH pins both.
     let now = Utc::now();
     let clock = meta::created_time(config.source_date_epoch, &config.git, now);
@@ -90,11 +99,11 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         CommandKind::Publish | CommandKind::Merge => {
             let started = Instant::now();
             let published = match config.command {
-                CommandKind::Merge => merge_images(&config, &meta, env, log).await?,
+                CommandKind::Merge => merge_images(config, &meta, env, log).await?,
                 _ => {
                     let workspace = env.non_empty("GITHUB_WORKSPACE");
-                    let scope = config.publish.push_by_digest.then(|| handoff_scope(&config, env));
-                    publish_image(&config, &meta, clock.timestamp(), workspace, scope, log).await?
+                    let scope = config.publish.push_by_digest.then(|| handoff_scope(config, env));
+                    publish_image(config, &meta, clock.timestamp(), workspace, scope, log).await?
                 }
             };
             let elapsed = started.elapsed();
@@ -107,6 +116,8 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             log.line(&summary::one_line(&published, elapsed));
             Ok(())
         }
+        // `run` sends these straight to prune_cmd, with no metadata to compute.
+        CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, config, log).await,
     }
 }
 
@@ -121,7 +132,7 @@ fn handoff_scope(config: &Config, env: &Env) -> octopush::handoff::Scope {
 }
 
 async fn merge_images(config: &Config, meta: &Meta, env: &Env, log: &Log) -> anyhow::Result<Published> {
-    let client = registry_client(config, log)?;
+    let client = registry_client(&config.publish, log)?;
     let request = octopush::merge::MergeRequest {
         sources: config.merge_sources.clone(),
         scope: Some(handoff_scope(config, env)),
@@ -137,21 +148,6 @@ async fn merge_images(config: &Config, meta: &Meta, env: &Env, log: &Log) -> any
     let result = octopush::merge::merge(&client, &request, log).await;
     log.end_group();
     Ok(result?)
-}
-
-/// The registry client with every credential the inputs and the docker config give (their secrets masked).
-fn registry_client(config: &Config, log: &Log) -> anyhow::Result<RegistryClient> {
-    let p = &config.publish;
-    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
-    let client = RegistryClient::new(options)?;
-    for (host, creds) in &p.credentials {
-        client.set_credentials(host, creds.clone());
-    }
-    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
-        let log = log.clone();
-        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
-    }
-    Ok(client)
 }
 
 /// Writes the embedded example into a temporary folder and fills the inputs it needs.
@@ -208,7 +204,7 @@ async fn publish_image(
     log: &Log,
 ) -> anyhow::Result<Published> {
     let p = &config.publish;
-    let client = registry_client(config, log)?;
+    let client = registry_client(p, log)?;
     // Inside the cache directory when there is one, so new layers are hard-linked into it rather than copied.
     let work = match p.cache_dir.as_deref().map(|d| std::fs::create_dir_all(d).map(|_| d)) {
         Some(Ok(dir)) => tempfile::Builder::new().prefix("work-").tempdir_in(dir),
@@ -258,6 +254,21 @@ async fn publish_image(
         }
         _ => error.into(),
     })
+}
+
+/// The registry client with the inputs' credentials, falling back to the docker `config.json` (its secrets
+/// masked): publish pushes with it, prune reads manifests with it.
+pub fn registry_client(p: &PublishConfig, log: &Log) -> anyhow::Result<RegistryClient> {
+    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
+    let client = RegistryClient::new(options)?;
+    for (host, creds) in &p.credentials {
+        client.set_credentials(host, creds.clone());
+    }
+    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
+        let log = log.clone();
+        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
+    }
+    Ok(client)
 }
 
 /// An error the annotation places on a line of a file.
@@ -328,7 +339,7 @@ fn publish_outputs(p: &Published) -> Vec<(&'static str, String)> {
 }
 
 /// Later entries win, so publish's `tags` (what was pushed) replaces meta's.
-fn write_outputs(env: &Env, outputs: &[(&'static str, String)]) -> anyhow::Result<()> {
+pub(crate) fn write_outputs(env: &Env, outputs: &[(&'static str, String)]) -> anyhow::Result<()> {
     let Some(file) = env.output_file() else { return Ok(()) };
     let mut last = std::collections::BTreeMap::new();
     for (k, v) in outputs {

@@ -47,6 +47,8 @@ pub use pull::{read_images, resolve_image, resolve_index};
 pub use push::{BlobOutcome, PushReport, push, push_after, push_blob_to};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use tags::Deleted;
+/// An error and its causes on one line, each once, with secrets scrubbed.
+pub(crate) use transport::chain as error_chain;
 pub use upload::{resolve_location, with_digest};
 
 use crate::image::{ImageName, is_loopback_host};
