@@ -176,6 +176,13 @@ pub const INPUTS: &[InputDef] = &[
         Some("gzip"),
         "Layer compression: `gzip` (every registry and runtime reads it) or `zstd` (smaller and faster to compress; containerd 1.5+ and podman read it, Docker 20.10 refuses it at pull)",
     ),
+    input(
+        "insecure_registries",
+        Text,
+        Publish,
+        None,
+        "Registries (`host[:port]`, one per line) to reach over plain HTTP when they do not speak TLS; only loopback IP literals and `localhost` are allowed that without being listed",
+    ),
 ];
 
 pub fn command() -> Command {

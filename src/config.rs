@@ -72,6 +72,9 @@ pub struct PublishConfig {
     /// The layer cache directory (`None`: off).
     pub cache_dir: Option<PathBuf>,
     pub compression: Compression,
+    /// Hosts (`host[:port]`, lowercased) that may be reached over plain HTTP besides loopback IP literals and
+    /// `localhost` (`insecure_registries`).
+    pub insecure_registries: Vec<String>,
     /// `--example`: the embedded example replaces the context and Dockerfile.
     pub example: bool,
 }
@@ -329,6 +332,20 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
             bad("compression", format!("`{c}` is not a layer compression: use {}", Compression::NAMES.join(" or ")))
         })?,
     };
+    let insecure_registries = raw
+        .lines("insecure_registries")
+        .iter()
+        .map(|line| {
+            octopush::image::registry_host(line).map_err(|_| {
+                bad(
+                    "insecure_registries",
+                    format!(
+                        "`{line}` is not a registry host: give one `host[:port]` per line, e.g. `registry.lan:5000`"
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(PublishConfig {
         targets,
         context,
@@ -348,6 +365,7 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         jobs,
         cache_dir,
         compression,
+        insecure_registries,
         example: raw.example,
     })
 }
@@ -493,6 +511,18 @@ mod tests {
         assert_eq!(zstd.publish.compression, Compression::Zstd);
         let e = parse(&[("repository", "a/b"), ("compression", "xz")], &[]).unwrap_err().to_string();
         assert!(e.contains("`compression`") && e.contains("`xz`") && e.contains("gzip or zstd"), "{e}");
+    }
+
+    #[test]
+    fn insecure_registries_are_hosts_one_per_line() {
+        let c = parse(&[("repository", "a/b"), ("insecure_registries", "Registry.LAN:5000\nhttp://10.0.0.7/\n")], &[])
+            .unwrap();
+        assert_eq!(c.publish.insecure_registries, vec!["registry.lan:5000", "10.0.0.7"]);
+        assert!(parse(&[("repository", "a/b")], &[]).unwrap().publish.insecure_registries.is_empty());
+        let e = parse(&[("repository", "a/b"), ("insecure_registries", "registry.lan:port")], &[]).unwrap_err();
+        let m = e.to_string();
+        assert!(m.starts_with("input `insecure_registries`:") && m.contains("`registry.lan:port`"), "{m}");
+        assert!(m.contains("host[:port]"), "{m}");
     }
 
     #[test]

@@ -144,7 +144,12 @@ async fn repository_data(config: &Config, log: &Log) -> RepoData {
 
 async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) -> anyhow::Result<Published> {
     let p = &config.publish;
-    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
+    let options = ClientOptions {
+        ca_file: p.ca_file.clone(),
+        jobs: p.jobs,
+        insecure_registries: p.insecure_registries.clone(),
+        ..ClientOptions::default()
+    };
     let client = RegistryClient::new(options)?;
     for (host, creds) in &p.credentials {
         client.set_credentials(host, creds.clone());
