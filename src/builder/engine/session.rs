@@ -254,7 +254,9 @@ impl Secrets for SecretsService {
         let data = match self.0.secrets.get(&id) {
             // NotFound lets BuildKit fail a `required=true` mount with its own message and skip an optional one.
             None => {
-                return Err(Status::not_found(format!("secret {id} not found: give it in `secrets` or `secret_files`")));
+                return Err(Status::not_found(format!(
+                    "secret {id} not found: give it in `secrets` or `secret_files`"
+                )));
             }
             Some(SecretSource::Value(v)) => v.expose().as_bytes().to_vec(),
             Some(SecretSource::File(path)) => {
