@@ -30,6 +30,8 @@ mod e2e_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod proof_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 
 use std::collections::{HashMap, HashSet};
@@ -328,6 +330,13 @@ mod tests {
         assert_eq!(url("registry.lan:5000"), "http://registry.lan:5000/v2/a/b/blobs/uploads/");
         assert_eq!(url("ghcr.io"), "https://ghcr.io/v2/a/b/blobs/uploads/");
         assert_eq!(url("docker.io"), "https://registry-1.docker.io/v2/a/b/blobs/uploads/");
+        // Issue 13, finding 5: names that only look local are TLS, as is a listed host on another port.
+        assert_eq!(url("127.evil.example"), "https://127.evil.example/v2/a/b/blobs/uploads/");
+        assert_eq!(url("127.0.0.1.nip.io:5000"), "https://127.0.0.1.nip.io:5000/v2/a/b/blobs/uploads/");
+        assert_eq!(url("localhost.example"), "https://localhost.example/v2/a/b/blobs/uploads/");
+        assert_eq!(url("registry.lan:5001"), "https://registry.lan:5001/v2/a/b/blobs/uploads/");
+        assert_eq!(url("127.0.0.9:8080"), "http://127.0.0.9:8080/v2/a/b/blobs/uploads/");
+        assert_eq!(url("[::1]:5000"), "http://[::1]:5000/v2/a/b/blobs/uploads/");
     }
 
     #[test]
