@@ -142,15 +142,7 @@ pub async fn publish(
         bytes_uploaded: 0,
         reports: Vec::new(),
     };
-    for (target, done) in req.targets.iter().zip(&ahead) {
-        let report = registry::push_after(client, target, &artifact, &req.tags, done, progress).await?;
-        published.uploaded += report.uploaded;
-        published.mounted += report.mounted;
-        published.skipped += report.skipped;
-        published.bytes_uploaded += report.bytes_uploaded;
-        published.references.extend(req.tags.iter().map(|t| format!("{target}:{t}")));
-        published.reports.push(report);
-    }
+    // Local outputs first: whatever can fail here fails before any manifest or tag is in a registry.
     if let Some(dir) = &req.layout {
         let tag = req.tags.first().map(String::as_str);
         crate::layout::write_layout(dir, &artifact, tag, Some(client))
@@ -168,6 +160,15 @@ pub async fn publish(
             .await
             .map_err(|source| PublishError::DockerArchive { path: out.path.clone(), source })?;
         progress.info(&format!("wrote the docker archive {}", out.path.display()));
+    }
+    for (target, done) in req.targets.iter().zip(&ahead) {
+        let report = registry::push_after(client, target, &artifact, &req.tags, done, progress).await?;
+        published.uploaded += report.uploaded;
+        published.mounted += report.mounted;
+        published.skipped += report.skipped;
+        published.bytes_uploaded += report.bytes_uploaded;
+        published.references.extend(req.tags.iter().map(|t| format!("{target}:{t}")));
+        published.reports.push(report);
     }
     Ok(published)
 }

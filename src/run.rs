@@ -82,6 +82,13 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             Ok(())
         }
         CommandKind::Publish => {
+            // What the step must write after the push is checked before it (issue 13, finding 3).
+            if let Some(file) = env.output_file() {
+                files::check_writable("GITHUB_OUTPUT", &file)?;
+            }
+            if let Some(file) = env.summary_file() {
+                files::check_writable("GITHUB_STEP_SUMMARY", &file)?;
+            }
             let started = Instant::now();
             let published = publish_image(&config, &meta, clock.timestamp(), log).await?;
             let elapsed = started.elapsed();
@@ -151,6 +158,8 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
         ..ClientOptions::default()
     };
     let client = RegistryClient::new(options)?;
+    // Retries are logged as warnings, so a run that succeeded after faults says so.
+    client.set_progress(std::sync::Arc::new(log.clone()));
     for (host, creds) in &p.credentials {
         client.set_credentials(host, creds.clone());
     }
