@@ -64,9 +64,6 @@ pub struct PublishConfig {
     /// Credentials by registry host. `username`/`password` go only to GitHub's registries and the `registry`
     /// host, never to another registry named in `images` (that one gets what `registry_auth` gives it).
     pub credentials: BTreeMap<String, Credentials>,
-    /// The docker `config.json` to take other registries' credentials from (`$DOCKER_CONFIG/config.json`, else
-    /// `~/.docker/config.json`); it may not exist. The inputs' credentials win over it.
-    pub docker_config: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub jobs: usize,
     /// The layer cache directory (`None`: off).
@@ -357,10 +354,6 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         output,
         docker_archive,
         credentials,
-        docker_config: env
-            .non_empty("DOCKER_CONFIG")
-            .map(|d| Path::new(d.trim()).join("config.json"))
-            .or_else(|| env.non_empty("HOME").map(|h| Path::new(h).join(".docker").join("config.json"))),
         ca_file: raw.get("ca_file").map(|c| resolve(c.trim())),
         jobs,
         cache_dir,
@@ -368,6 +361,14 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         insecure_registries,
         example: raw.example,
     })
+}
+
+/// The docker `config.json` other registries' credentials come from: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`. The edge reads it first thing, to mask its secrets before any other output.
+pub fn docker_config_path(env: &Env) -> Option<PathBuf> {
+    env.non_empty("DOCKER_CONFIG")
+        .map(|d| Path::new(d.trim()).join("config.json"))
+        .or_else(|| env.non_empty("HOME").map(|h| Path::new(h).join(".docker").join("config.json")))
 }
 
 /// A `registry_auth` line's raw parts, `HOST=USERNAME:PASSWORD`, unchecked: the edge masks the password with it

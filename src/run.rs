@@ -49,6 +49,11 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     if let Some(name) = subcommand {
         raw.set("command", name);
     }
+    // The docker config's secrets too, before any other line (issue 13, finding 8); `meta` never reads it.
+    let docker_config = match raw.get("command").map(str::trim) {
+        Some("meta") => None,
+        _ => config::docker_config_path(env).and_then(|path| load_docker_config(&path, log)),
+    };
     let example_dir = if raw.example { Some(prepare_example(&mut raw, env)?) } else { None };
 
     let payload = env.event_payload().map_err(ConfigError::Environment)?;
@@ -90,7 +95,7 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
                 files::check_writable("GITHUB_STEP_SUMMARY", &file)?;
             }
             let started = Instant::now();
-            let published = publish_image(&config, &meta, clock.timestamp(), log).await?;
+            let published = publish_image(&config, &meta, clock.timestamp(), docker_config, log).await?;
             let elapsed = started.elapsed();
             let mut outputs = meta_outputs(&meta);
             outputs.extend(publish_outputs(&published));
@@ -149,7 +154,13 @@ async fn repository_data(config: &Config, log: &Log) -> RepoData {
     }
 }
 
-async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) -> anyhow::Result<Published> {
+async fn publish_image(
+    config: &Config,
+    meta: &Meta,
+    created: i64,
+    docker_config: Option<DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<Published> {
     let p = &config.publish;
     let options = ClientOptions {
         ca_file: p.ca_file.clone(),
@@ -163,7 +174,7 @@ async fn publish_image(config: &Config, meta: &Meta, created: i64, log: &Log) ->
     for (host, creds) in &p.credentials {
         client.set_credentials(host, creds.clone());
     }
-    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
+    if let Some(docker_config) = docker_config {
         let log = log.clone();
         client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
     }
