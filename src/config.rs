@@ -220,8 +220,18 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
     let mut build_args = BTreeMap::new();
     for entry in raw.list("build_args") {
         match entry.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
+            Some((k, v)) if is_arg_name(k.trim()) => {
                 build_args.insert(k.trim().to_string(), v.to_string());
+            }
+            Some((k, _)) if !k.trim().is_empty() => {
+                return Err(bad(
+                    "build_args",
+                    format!(
+                        "`{}` is not a build argument name: use letters, digits and `_`, not starting with a digit, \
+                         as the Dockerfile's `ARG` names it (`$NAME` could not refer to it otherwise)",
+                        k.trim()
+                    ),
+                ));
             }
             _ => return Err(bad("build_args", format!("`{entry}` is not `NAME=value`"))),
         }
@@ -379,6 +389,13 @@ pub fn split_registry_auth(line: &str) -> Option<(&str, &str, &str)> {
     Some((host, user, pass))
 }
 
+/// A shell variable name, as `ARG` declares one and `$NAME` refers to it: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_arg_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn is_github_registry(host: &str) -> bool {
     host == "ghcr.io" || host == "docker.pkg.github.com"
 }
@@ -433,6 +450,15 @@ mod tests {
         assert!(e.contains("OWNER/REPO/IMAGE"), "{e}");
         let e = parse(&[("repository", "a/b"), ("build_args", "NOVALUE")], &[]).unwrap_err().to_string();
         assert!(e.contains("`build_args`") && e.contains("NAME=value"), "{e}");
+        // Issue 13, finding 7: names no `$NAME` could refer to were accepted.
+        for (args, name) in [("1BAD=x", "`1BAD`"), ("A B=x", "`A B`"), ("OK=1\nA-B=2", "`A-B`"), ("É=1", "`É`")] {
+            let e = parse(&[("repository", "a/b"), ("build_args", args)], &[]).unwrap_err().to_string();
+            assert!(
+                e.starts_with("input `build_args`:") && e.contains(name) && e.contains("not starting with a digit")
+            );
+        }
+        let c = parse(&[("repository", "a/b"), ("build_args", "_A1=x,b_2=y=z")], &[]).unwrap();
+        assert_eq!(c.publish.build_args.get("b_2").map(String::as_str), Some("y=z"));
         let e = parse(&[("repository", "a/b"), ("platforms", "linux")], &[]).unwrap_err().to_string();
         assert!(e.contains("os/arch"), "{e}");
         let e = parse(&[("repository", "a/b"), ("output", "tar:x")], &[]).unwrap_err().to_string();
