@@ -63,6 +63,13 @@ pub enum RegistryError {
     )]
     Tls { registry: String, detail: String },
 
+    #[error(
+        "{registry} accepted a connection but answered neither the TLS handshake nor plain HTTP within {} s: check \
+         that the `registry` input's port is the registry's",
+        waited.as_secs_f64()
+    )]
+    NoAnswer { registry: String, waited: Duration },
+
     #[error("the connection to {registry} failed during {what} ({detail})")]
     Transport { registry: String, what: String, detail: String, temporary: bool },
 

@@ -238,3 +238,69 @@ async fn a_name_starting_with_127_gets_tls_unless_listed_as_insecure() {
     assert!(listed.blob_exists(&target, &Digest::of(b"x")).await.unwrap());
     assert_eq!(fake.seen().len(), 1, "{:?}", fake.seen());
 }
+
+/// A listener that accepts connections and answers a plain HTTP request with `reply` (or never, when `None`), but
+/// never answers a TLS ClientHello.
+async fn mute_to_tls(reply: Option<&'static str>) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                // Each request on a kept-alive connection is answered; a ClientHello never is.
+                while matches!(s.read(&mut buf).await, Ok(1..)) {
+                    match reply {
+                        Some(r) if buf[0] != 0x16 => {
+                            let _ = s.write_all(r.as_bytes()).await;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Issue 13, finding 10: a port that accepts TCP but never answers TLS cost 5 s before the fallback; now the
+/// fallback comes within the probe's 1.5 s and says so.
+#[tokio::test]
+async fn a_port_silent_to_tls_falls_back_to_plain_http_quickly_and_says_so() {
+    let d = Digest::of(b"x");
+    let reply: &'static str = Box::leak(
+        format!("HTTP/1.1 200 OK\r\nDocker-Content-Digest: {d}\r\nContent-Length: 0\r\n\r\n").into_boxed_str(),
+    );
+    let (addr, task) = mute_to_tls(Some(reply)).await;
+    let client = fast_client(ClientOptions::default());
+    let progress = Arc::new(Collect::default());
+    client.set_progress(progress.clone());
+    let start = Instant::now();
+    assert!(client.blob_exists(&ImageName::new(&addr.to_string(), "a/b").unwrap(), &d).await.unwrap());
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    let lines = progress.lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with("warning:") && l.contains("did not answer the TLS handshake")),
+        "{lines:?}"
+    );
+    task.abort();
+}
+
+/// Issue 13, finding 10: a port that answers neither TLS nor HTTP fails fast with an error naming it.
+#[tokio::test]
+async fn a_port_that_answers_nothing_fails_fast_naming_the_registry_input() {
+    let (addr, task) = mute_to_tls(None).await;
+    let client = fast_client(ClientOptions::default());
+    let start = Instant::now();
+    let host = addr.to_string();
+    let e = client.blob_exists(&ImageName::new(&host, "a/b").unwrap(), &Digest::of(b"x")).await.unwrap_err();
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(3500), "took {took:?}");
+    assert!(matches!(e, RegistryError::NoAnswer { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains(&host) && m.contains("neither the TLS handshake nor plain HTTP") && m.contains("`registry`"));
+    assert_eq!(client.retry_count(), 0);
+    task.abort();
+}
