@@ -159,3 +159,42 @@ fn unwritable_step_files_fail_the_step_before_anything_is_pushed() {
         assert!(proxy.seen().is_empty(), "{variable}: the registry was not even asked: {:?}", proxy.seen());
     }
 }
+
+/// Eight publishes at once into one repository, of the same image under the same tag (as re-run jobs of a matrix
+/// do), sharing the base layer and the COPY layer: each succeeds with the digest a sequential run gives, and the
+/// tag reads back as that digest from the registry itself.
+#[test]
+fn eight_concurrent_publishes_into_one_repository_all_succeed_with_the_sequential_digest() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let direct = FaultProxy::start(registry.host(), Vec::new());
+    let sequential = step(&registry, &direct).run();
+    sequential.assert_success();
+    let want = sequential.output("digest").to_string();
+    let fresh = Registry::start(Mode::Anonymous);
+    push_busybox_base(&fresh, "base/busybox:1");
+    let proxy = FaultProxy::start(fresh.host(), Vec::new());
+    let runs: Vec<RunResult> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let wf = step(&fresh, &proxy).file(
+                    "Dockerfile",
+                    format!("FROM {}/base/busybox:1\nCOPY hello.txt /srv/hello.txt\n", registry.host()),
+                );
+                s.spawn(move || wf.run())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a publish thread panicked")).collect()
+    });
+    for (i, result) in runs.iter().enumerate() {
+        result.assert_success();
+        assert_eq!(result.output("digest"), want, "publish {i}: {}", result.dump());
+    }
+    let (_, digest) = fresh.get_manifest(REPO, "v1");
+    assert_eq!(digest, want, "the tag in the registry");
+    // A manifest put again was refused first (MANIFEST_BLOB_UNKNOWN while another job's upload of the same blob
+    // was in flight, the 4 in 160): each such retry is in its run's warnings.
+    let extra = proxy.count(Kind::ManifestPut) - 8;
+    let retried = runs.iter().flat_map(warnings).filter(|w| w.contains("putting manifest")).count();
+    assert_eq!(extra, retried, "every extra manifest PUT is a logged repair");
+}
