@@ -76,8 +76,17 @@ use Scope::{All, Merge, Packages, Prune, Publish, Push, Restore};
 
 /// The inputs of other scopes that `prune` and `restore` take too: where the image is, the tokens, and (for
 /// `prune`, which reads the registry as publishing does) the registry credentials.
-const PRUNE_SHARED: &[&str] =
-    &["registry", "repository", "images", "github_token", "username", "password", "registry_auth", "ca_file"];
+const PRUNE_SHARED: &[&str] = &[
+    "registry",
+    "repository",
+    "images",
+    "github_token",
+    "username",
+    "password",
+    "registry_auth",
+    "ca_file",
+    "insecure_registries",
+];
 const RESTORE_SHARED: &[&str] = &["registry", "repository", "images", "github_token"];
 
 /// Every input, in the order `action.yml` lists them.
@@ -320,6 +329,13 @@ pub const INPUTS: &[InputDef] = &[
         Restore,
         None,
         "restore: the version ids to restore, comma-separated or one per line, or a prune's `deleted` output",
+    ),
+    input(
+        "insecure_registries",
+        Text,
+        Push,
+        None,
+        "Registries (`host[:port]`, one per line) to reach over plain HTTP when they do not speak TLS; only loopback IP literals and `localhost` are allowed that without being listed",
     ),
 ];
 

@@ -72,9 +72,6 @@ pub struct PublishConfig {
     /// Credentials by registry host. `username`/`password` go only to GitHub's registries and the `registry`
     /// host, never to another registry named in `images` (that one gets what `registry_auth` gives it).
     pub credentials: BTreeMap<String, Credentials>,
-    /// The docker `config.json` to take other registries' credentials from (`$DOCKER_CONFIG/config.json`, else
-    /// `~/.docker/config.json`); it may not exist. The inputs' credentials win over it.
-    pub docker_config: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub jobs: usize,
     /// The layer cache directory (`None`: off).
@@ -86,6 +83,9 @@ pub struct PublishConfig {
     pub push_by_digest: bool,
     /// Where the engine is (`DOCKER_HOST`, ...) and the engine builder's inputs; `tags` is filled by the run.
     pub engine: EngineOptions,
+    /// Hosts (`host[:port]`, lowercased) that may be reached over plain HTTP besides loopback IP literals and
+    /// `localhost` (`insecure_registries`).
+    pub insecure_registries: Vec<String>,
     /// `--example`: the embedded example replaces the context and Dockerfile.
     pub example: bool,
 }
@@ -288,8 +288,18 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
     let mut build_args = BTreeMap::new();
     for entry in raw.list("build_args") {
         match entry.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
+            Some((k, v)) if is_arg_name(k.trim()) => {
                 build_args.insert(k.trim().to_string(), v.to_string());
+            }
+            Some((k, _)) if !k.trim().is_empty() => {
+                return Err(bad(
+                    "build_args",
+                    format!(
+                        "`{}` is not a build argument name: use letters, digits and `_`, not starting with a digit, \
+                         as the Dockerfile's `ARG` names it (`$NAME` could not refer to it otherwise)",
+                        k.trim()
+                    ),
+                ));
             }
             _ => return Err(bad("build_args", format!("`{entry}` is not `NAME=value`"))),
         }
@@ -404,6 +414,20 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
     };
     let engine = parse_engine(raw, env, &resolve)?;
     let push_by_digest = raw.bool("push_by_digest").map_err(|m| bad("push_by_digest", m))?.unwrap_or(false);
+    let insecure_registries = raw
+        .lines("insecure_registries")
+        .iter()
+        .map(|line| {
+            octopush::image::registry_host(line).map_err(|_| {
+                bad(
+                    "insecure_registries",
+                    format!(
+                        "`{line}` is not a registry host: give one `host[:port]` per line, e.g. `registry.lan:5000`"
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(PublishConfig {
         push_by_digest,
         targets,
@@ -416,16 +440,13 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         output,
         docker_archive,
         credentials,
-        docker_config: env
-            .non_empty("DOCKER_CONFIG")
-            .map(|d| Path::new(d.trim()).join("config.json"))
-            .or_else(|| env.non_empty("HOME").map(|h| Path::new(h).join(".docker").join("config.json"))),
         ca_file: raw.get("ca_file").map(|c| resolve(c.trim())),
         jobs,
         cache_dir,
         compression,
         builder,
         engine,
+        insecure_registries,
         example: raw.example,
     })
 }
@@ -485,12 +506,27 @@ fn parse_engine(raw: &RawInputs, env: &Env, resolve: &dyn Fn(&str) -> PathBuf) -
     })
 }
 
+/// The docker `config.json` other registries' credentials come from: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`. The edge reads it first thing, to mask its secrets before any other output.
+pub fn docker_config_path(env: &Env) -> Option<PathBuf> {
+    env.non_empty("DOCKER_CONFIG")
+        .map(|d| Path::new(d.trim()).join("config.json"))
+        .or_else(|| env.non_empty("HOME").map(|h| Path::new(h).join(".docker").join("config.json")))
+}
+
 /// A `registry_auth` line's raw parts, `HOST=USERNAME:PASSWORD`, unchecked: the edge masks the password with it
 /// before anything is printed, and [`Config::parse`] checks them.
 pub fn split_registry_auth(line: &str) -> Option<(&str, &str, &str)> {
     let (host, cred) = line.split_once('=')?;
     let (user, pass) = cred.split_once(':')?;
     Some((host, user, pass))
+}
+
+/// A shell variable name, as `ARG` declares one and `$NAME` refers to it: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_arg_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_github_registry(host: &str) -> bool {
@@ -547,6 +583,15 @@ mod tests {
         assert!(e.contains("OWNER/REPO/IMAGE"), "{e}");
         let e = parse(&[("repository", "a/b"), ("build_args", "NOVALUE")], &[]).unwrap_err().to_string();
         assert!(e.contains("`build_args`") && e.contains("NAME=value"), "{e}");
+        // Issue 13, finding 7: names no `$NAME` could refer to were accepted.
+        for (args, name) in [("1BAD=x", "`1BAD`"), ("A B=x", "`A B`"), ("OK=1\nA-B=2", "`A-B`"), ("É=1", "`É`")] {
+            let e = parse(&[("repository", "a/b"), ("build_args", args)], &[]).unwrap_err().to_string();
+            assert!(
+                e.starts_with("input `build_args`:") && e.contains(name) && e.contains("not starting with a digit")
+            );
+        }
+        let c = parse(&[("repository", "a/b"), ("build_args", "_A1=x,b_2=y=z")], &[]).unwrap();
+        assert_eq!(c.publish.build_args.get("b_2").map(String::as_str), Some("y=z"));
         let e = parse(&[("repository", "a/b"), ("platforms", "linux")], &[]).unwrap_err().to_string();
         assert!(e.contains("os/arch"), "{e}");
         let e = parse(&[("repository", "a/b"), ("output", "tar:x")], &[]).unwrap_err().to_string();
@@ -626,6 +671,18 @@ mod tests {
         assert_eq!(zstd.publish.compression, Compression::Zstd);
         let e = parse(&[("repository", "a/b"), ("compression", "xz")], &[]).unwrap_err().to_string();
         assert!(e.contains("`compression`") && e.contains("`xz`") && e.contains("gzip or zstd"), "{e}");
+    }
+
+    #[test]
+    fn insecure_registries_are_hosts_one_per_line() {
+        let c = parse(&[("repository", "a/b"), ("insecure_registries", "Registry.LAN:5000\nhttp://10.0.0.7/\n")], &[])
+            .unwrap();
+        assert_eq!(c.publish.insecure_registries, vec!["registry.lan:5000", "10.0.0.7"]);
+        assert!(parse(&[("repository", "a/b")], &[]).unwrap().publish.insecure_registries.is_empty());
+        let e = parse(&[("repository", "a/b"), ("insecure_registries", "registry.lan:port")], &[]).unwrap_err();
+        let m = e.to_string();
+        assert!(m.starts_with("input `insecure_registries`:") && m.contains("`registry.lan:port`"), "{m}");
+        assert!(m.contains("host[:port]"), "{m}");
     }
 
     #[test]

@@ -188,17 +188,7 @@ pub async fn deliver(
         bytes_uploaded: 0,
         reports: Vec::new(),
     };
-    let none = BTreeMap::new();
-    for (i, target) in delivery.targets.iter().enumerate() {
-        let done = ahead.get(i).unwrap_or(&none);
-        let report = registry::push_after(client, target, artifact, &delivery.tags, done, progress).await?;
-        published.uploaded += report.uploaded;
-        published.mounted += report.mounted;
-        published.skipped += report.skipped;
-        published.bytes_uploaded += report.bytes_uploaded;
-        published.references.extend(delivery.tags.iter().map(|t| format!("{target}:{t}")));
-        published.reports.push(report);
-    }
+    // Local outputs first: whatever can fail here fails before any manifest or tag is in a registry.
     if let Some(dir) = &delivery.layout {
         let tag = delivery.tags.first().map(String::as_str);
         crate::layout::write_layout(dir, artifact, tag, Some(client))
@@ -216,6 +206,17 @@ pub async fn deliver(
             .await
             .map_err(|source| PublishError::DockerArchive { path: out.path.clone(), source })?;
         progress.info(&format!("wrote the docker archive {}", out.path.display()));
+    }
+    let none = BTreeMap::new();
+    for (i, target) in delivery.targets.iter().enumerate() {
+        let done = ahead.get(i).unwrap_or(&none);
+        let report = registry::push_after(client, target, artifact, &delivery.tags, done, progress).await?;
+        published.uploaded += report.uploaded;
+        published.mounted += report.mounted;
+        published.skipped += report.skipped;
+        published.bytes_uploaded += report.bytes_uploaded;
+        published.references.extend(delivery.tags.iter().map(|t| format!("{target}:{t}")));
+        published.reports.push(report);
     }
     Ok(published)
 }

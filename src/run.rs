@@ -55,6 +55,11 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     if let Some(name) = subcommand {
         raw.set("command", name);
     }
+    // The docker config's secrets too, before any other line (issue 13, finding 8); `meta` never reads it.
+    let docker_config = match raw.get("command").map(str::trim) {
+        Some("meta") => None,
+        _ => config::docker_config_path(env).and_then(|path| load_docker_config(&path, log)),
+    };
     let example_dir = if raw.example { Some(prepare_example(&mut raw, env)?) } else { None };
 
     let payload = env.event_payload().map_err(ConfigError::Environment)?;
@@ -65,14 +70,23 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     }
 
     match config.command {
-        CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, &config, log).await,
-        CommandKind::Meta | CommandKind::Publish | CommandKind::Merge => meta_or_publish(env, &config, log).await,
+        CommandKind::Prune | CommandKind::Restore => {
+            crate::prune_cmd::run(env, &config, docker_config.as_ref(), log).await
+        }
+        CommandKind::Meta | CommandKind::Publish | CommandKind::Merge => {
+            meta_or_publish(env, &config, docker_config.as_ref(), log).await
+        }
     }
 }
 
 /// `meta`, `publish` and `merge`: compute the tags and labels, then build (or merge) and push, or only report
 /// them.
-async fn meta_or_publish(env: &Env, config: &Config, log: &Log) -> anyhow::Result<()> {
+async fn meta_or_publish(
+    env: &Env,
+    config: &Config,
+    docker_config: Option<&DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<()> {
     let repo = repository_data(config, log).await;
     // `created` follows the commit (reproducible); `{{date}}` the run, unless SOURCE_DATE_EPOCH pins both.
     let now = Utc::now();
@@ -97,13 +111,20 @@ async fn meta_or_publish(env: &Env, config: &Config, log: &Log) -> anyhow::Resul
             Ok(())
         }
         CommandKind::Publish | CommandKind::Merge => {
+            // What the step must write after the push is checked before it (issue 13, finding 3).
+            if let Some(file) = env.output_file() {
+                files::check_writable("GITHUB_OUTPUT", &file)?;
+            }
+            if let Some(file) = env.summary_file() {
+                files::check_writable("GITHUB_STEP_SUMMARY", &file)?;
+            }
             let started = Instant::now();
             let published = match config.command {
-                CommandKind::Merge => merge_images(config, &meta, env, log).await?,
+                CommandKind::Merge => merge_images(config, &meta, env, docker_config, log).await?,
                 _ => {
                     let workspace = env.non_empty("GITHUB_WORKSPACE");
                     let scope = config.publish.push_by_digest.then(|| handoff_scope(config, env));
-                    publish_image(config, &meta, clock.timestamp(), workspace, scope, log).await?
+                    publish_image(config, &meta, clock.timestamp(), workspace, scope, docker_config, log).await?
                 }
             };
             let elapsed = started.elapsed();
@@ -116,8 +137,8 @@ async fn meta_or_publish(env: &Env, config: &Config, log: &Log) -> anyhow::Resul
             log.line(&summary::one_line(&published, elapsed));
             Ok(())
         }
-        // `run` sends these straight to prune_cmd, with no metadata to compute.
-        CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, config, log).await,
+        // `run` sends these to prune_cmd before any metadata is computed; were one to get here, it is that.
+        CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, config, docker_config, log).await,
     }
 }
 
@@ -131,8 +152,14 @@ fn handoff_scope(config: &Config, env: &Env) -> octopush::handoff::Scope {
     }
 }
 
-async fn merge_images(config: &Config, meta: &Meta, env: &Env, log: &Log) -> anyhow::Result<Published> {
-    let client = registry_client(&config.publish, log)?;
+async fn merge_images(
+    config: &Config,
+    meta: &Meta,
+    env: &Env,
+    docker_config: Option<&DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<Published> {
+    let client = registry_client(&config.publish, docker_config, log)?;
     let request = octopush::merge::MergeRequest {
         sources: config.merge_sources.clone(),
         scope: Some(handoff_scope(config, env)),
@@ -201,10 +228,11 @@ async fn publish_image(
     created: i64,
     workspace: Option<&str>,
     by_digest: Option<octopush::handoff::Scope>,
+    docker_config: Option<&DockerConfig>,
     log: &Log,
 ) -> anyhow::Result<Published> {
     let p = &config.publish;
-    let client = registry_client(p, log)?;
+    let client = registry_client(p, docker_config, log)?;
     // Inside the cache directory when there is one, so new layers are hard-linked into it rather than copied.
     let work = match p.cache_dir.as_deref().map(|d| std::fs::create_dir_all(d).map(|_| d)) {
         Some(Ok(dir)) => tempfile::Builder::new().prefix("work-").tempdir_in(dir),
@@ -258,15 +286,26 @@ async fn publish_image(
 
 /// The registry client with the inputs' credentials, falling back to the docker `config.json` (its secrets
 /// masked): publish pushes with it, prune reads manifests with it.
-pub fn registry_client(p: &PublishConfig, log: &Log) -> anyhow::Result<RegistryClient> {
-    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
+pub fn registry_client(
+    p: &PublishConfig,
+    docker_config: Option<&DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<RegistryClient> {
+    let options = ClientOptions {
+        ca_file: p.ca_file.clone(),
+        jobs: p.jobs,
+        insecure_registries: p.insecure_registries.clone(),
+        ..ClientOptions::default()
+    };
     let client = RegistryClient::new(options)?;
+    // Retries are logged as warnings, so a run that succeeded after faults says so.
+    client.set_progress(std::sync::Arc::new(log.clone()));
     for (host, creds) in &p.credentials {
         client.set_credentials(host, creds.clone());
     }
-    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
+    if let Some(docker_config) = docker_config {
         let log = log.clone();
-        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
+        client.set_docker_config(docker_config.clone(), move |secret| log.add_secret(secret));
     }
     Ok(client)
 }

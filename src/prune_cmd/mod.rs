@@ -18,7 +18,12 @@ use crate::config::{CommandKind, Config};
 
 pub use inputs::PackagesConfig;
 
-pub async fn run(env: &Env, config: &Config, log: &Log) -> anyhow::Result<()> {
+pub async fn run(
+    env: &Env,
+    config: &Config,
+    docker_config: Option<&octopush::registry::DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<()> {
     let Some(p) = config.packages.as_ref() else {
         anyhow::bail!("the `{:?}` command has no package inputs", config.command);
     };
@@ -28,12 +33,19 @@ pub async fn run(env: &Env, config: &Config, log: &Log) -> anyhow::Result<()> {
     let api = PackagesApi::new(options, progress)?;
     match config.command {
         CommandKind::Restore => restore(env, &api, p, log).await,
-        _ => prune(env, config, &api, p, log).await,
+        _ => prune(env, config, &api, p, docker_config, log).await,
     }
 }
 
-async fn prune(env: &Env, config: &Config, api: &PackagesApi, p: &PackagesConfig, log: &Log) -> anyhow::Result<()> {
-    let client = crate::run::registry_client(&config.publish, log)?;
+async fn prune(
+    env: &Env,
+    config: &Config,
+    api: &PackagesApi,
+    p: &PackagesConfig,
+    docker_config: Option<&octopush::registry::DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<()> {
+    let client = crate::run::registry_client(&config.publish, docker_config, log)?;
     let now = Utc::now();
     let request = PruneRequest {
         owner: p.owner.clone(),

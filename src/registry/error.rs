@@ -65,6 +65,13 @@ pub enum RegistryError {
     )]
     Tls { registry: String, detail: String },
 
+    #[error(
+        "{registry} accepted a connection but answered neither the TLS handshake nor plain HTTP within {} s: check \
+         that the `registry` input's port is the registry's",
+        waited.as_secs_f64()
+    )]
+    NoAnswer { registry: String, waited: Duration },
+
     #[error("the connection to {registry} failed during {what} ({detail})")]
     Transport { registry: String, what: String, detail: String, temporary: bool },
 
@@ -73,6 +80,14 @@ pub enum RegistryError {
 
     #[error("the registry {registry} broke the distribution protocol: {message}")]
     Protocol { registry: String, message: String },
+
+    /// A server that answers, but not as a distribution registry does: it claimed to hold or store something
+    /// without the proof the spec requires (a digest, a 201, the tag reading back). Nothing it said is trusted.
+    #[error(
+        "{registry} does not speak the OCI distribution API ({message}), so nothing can be taken as stored there: \
+         check that the `registry` or `images` input names a container registry (host and port)"
+    )]
+    NotDistribution { registry: String, message: String },
 
     #[error(
         "{reference} has no image for {wanted}; it offers {}: set `platforms` to one of them or pick another base",
@@ -156,13 +171,25 @@ impl RegistryError {
     /// Whether trying the same operation again may succeed: 408, 429, 5xx, dropped connections and timeouts.
     pub fn is_temporary(&self) -> bool {
         match self {
+            // DIGEST_INVALID: the registry got other bytes than we sent (we hash what we send, from its source):
+            // a body cut or changed on the way. Sending it again from its source may succeed.
             RegistryError::Registry { status, code, .. } => {
-                matches!(status, 408 | 429 | 500..=599) || code == "TOOMANYREQUESTS" || code == "UNAVAILABLE"
+                matches!(status, 408 | 429 | 500..=599)
+                    || code == "TOOMANYREQUESTS"
+                    || code == "UNAVAILABLE"
+                    || code == "DIGEST_INVALID"
             }
             RegistryError::Connect { mid_transfer, .. } => *mid_transfer,
             RegistryError::Transport { temporary, .. } => *temporary,
             _ => false,
         }
+    }
+
+    /// A manifest PUT refused because a blob (or child manifest) it references is unknown: right after the blob
+    /// was uploaded, another job pushing into the same repository can cause this; HEAD and upload again, then
+    /// put the manifest again.
+    pub fn is_blob_unknown(&self) -> bool {
+        matches!(self, RegistryError::Registry { code, .. } if code == "MANIFEST_BLOB_UNKNOWN" || code == "BLOB_UNKNOWN")
     }
 
     /// How long the registry asked us to wait (`Retry-After` on 429 and 503).
@@ -371,6 +398,12 @@ mod tests {
             assert!(!reg(s, "").is_temporary(), "{s}");
         }
         assert!(reg(400, "TOOMANYREQUESTS").is_temporary());
+        // Issue 13, finding 4: the registry saw other bytes than we sent; from the source again they may arrive.
+        assert!(reg(400, "DIGEST_INVALID").is_temporary());
+        assert!(!reg(400, "MANIFEST_INVALID").is_temporary());
+        assert!(
+            reg(400, "MANIFEST_BLOB_UNKNOWN").is_blob_unknown() && !reg(400, "MANIFEST_BLOB_UNKNOWN").is_temporary()
+        );
         let c = |mid_transfer| RegistryError::Connect { registry: "r".into(), detail: "d".into(), mid_transfer };
         assert!(!c(false).is_temporary(), "a registry that never answered is a configuration problem");
         assert!(c(true).is_temporary());

@@ -14,6 +14,7 @@ pub mod github_api;
 pub mod http;
 pub mod image;
 pub mod packages;
+pub mod proxy;
 pub mod registry;
 pub mod tarball;
 pub mod tls;
@@ -29,6 +30,8 @@ pub use dockerd::Dockerd;
 pub use http::HttpResponse;
 #[allow(unused_imports)]
 pub use image::{BaseImage, MultiBase, busybox_rootfs, push_busybox_base, push_busybox_multiplatform};
+#[allow(unused_imports)]
+pub use proxy::{Fault, FaultProxy, Kind, Rule};
 #[allow(unused_imports)]
 pub use registry::{Auth, Mode, Options, Registry};
 #[allow(unused_imports)]
