@@ -196,7 +196,13 @@ pub const INPUTS: &[InputDef] = &[
     input("target", Text, Publish, None, "Build stage to stop at"),
     input("build_args", Text, Publish, None, "Build arguments, `NAME=value`, comma-separated or one per line"),
     input("platforms", Text, Publish, None, "Platforms to build, e.g. `linux/amd64,linux/arm64`"),
-    input("push", Bool, Publish, Some("true"), "Push to the registry"),
+    input(
+        "push",
+        Bool,
+        Publish,
+        Some("auto"),
+        "Push to the registry: `auto` pushes except on pull requests from forks (which get no write token: the image is built, not pushed), `true`, or `false`",
+    ),
     input(
         "output",
         Text,

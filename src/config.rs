@@ -66,6 +66,8 @@ pub struct PublishConfig {
     pub build_args: BTreeMap<String, String>,
     pub platforms: Vec<Platform>,
     pub push: bool,
+    /// Why `push: auto` does not push (a pull request from a fork), for a notice.
+    pub push_notice: Option<String>,
     pub output: Option<PathBuf>,
     /// `output: docker-archive:FILE`: a `docker load` tar (one platform only).
     pub docker_archive: Option<PathBuf>,
@@ -175,7 +177,7 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
             _ => Vec::new(),
         };
-        let publish = parse_publish(raw, env, targets)?;
+        let publish = parse_publish(raw, env, targets, &git)?;
         let packages = match command {
             CommandKind::Prune | CommandKind::Restore => {
                 let has_token = raw.get("github_token").or_else(|| env.non_empty("GITHUB_TOKEN")).is_some();
@@ -242,10 +244,10 @@ impl Config {
         if p.push {
             self.check_push_credentials()?;
         }
-        if p.push_by_digest && !p.push {
+        if p.push_by_digest && !p.push && p.push_notice.is_none() {
             return Err(bad("push_by_digest", "`push_by_digest: true` pushes, so it cannot go with `push: false`"));
         }
-        if !p.push && p.output.is_none() && p.docker_archive.is_none() {
+        if !p.push && p.push_notice.is_none() && p.output.is_none() && p.docker_archive.is_none() {
             return Err(bad(
                 "push",
                 "`push: false` with no `output` would build and throw the image away: set `output: oci:DIR` to keep it",
@@ -271,7 +273,40 @@ impl Config {
     }
 }
 
-fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<PublishConfig, ConfigError> {
+/// `push: auto|true|false`. `auto` (the default) pushes, except on a pull request from a fork: such runs get no
+/// secrets and a read-only token, so the image is built (which checks the Dockerfile) and not pushed, with a
+/// notice saying why. An explicit `true` there cannot work, and is refused up front.
+fn parse_push(raw: &RawInputs, git: &GitContext) -> Result<(bool, Option<String>), ConfigError> {
+    let fork = git.is_fork_pull_request();
+    let value = raw.get("push").map(|v| v.trim().to_ascii_lowercase());
+    match value.as_deref() {
+        None | Some("auto") if fork => Ok((
+            false,
+            Some(
+                "This pull request comes from a fork: its run has no secrets and a read-only token, so the image is \
+                 built but not pushed (`push: auto`)."
+                    .into(),
+            ),
+        )),
+        None | Some("auto") => Ok((true, None)),
+        Some("true") if fork => Err(bad(
+            "push",
+            "`push: true` cannot work on a pull request from a fork: GitHub gives such runs no secrets and a \
+             read-only token. Leave `push` unset (`auto` builds without pushing there), or publish from `push` \
+             events after the merge",
+        )),
+        Some("true") => Ok((true, None)),
+        Some("false") => Ok((false, None)),
+        Some(other) => Err(bad("push", format!("`{other}` is not `auto`, `true` or `false`"))),
+    }
+}
+
+fn parse_publish(
+    raw: &RawInputs,
+    env: &Env,
+    targets: Vec<ImageName>,
+    git: &GitContext,
+) -> Result<PublishConfig, ConfigError> {
     let workspace = env.non_empty("GITHUB_WORKSPACE").map(PathBuf::from);
     let resolve = |p: &str| -> PathBuf {
         let p = Path::new(p);
@@ -313,7 +348,7 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let push = raw.bool("push").map_err(|m| bad("push", m))?.unwrap_or(true);
+    let (push, push_notice) = parse_push(raw, git)?;
     let (mut output, mut docker_archive) = (None, None);
     if let Some(o) = raw.get("output").map(str::trim) {
         match (o.strip_prefix("oci:"), o.strip_prefix("docker-archive:")) {
@@ -437,6 +472,7 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         build_args,
         platforms,
         push,
+        push_notice,
         output,
         docker_archive,
         credentials,

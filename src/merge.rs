@@ -61,6 +61,7 @@ pub async fn merge(
     req: &MergeRequest,
     progress: &dyn Progress,
 ) -> Result<Published, MergeError> {
+    publish::check_push(client, &req.delivery.targets, progress).await?;
     let first_target = req.delivery.targets.first();
     let (sources, handoffs) = match (req.sources.is_empty(), &req.scope, first_target) {
         (false, _, _) => (req.sources.clone(), Vec::new()),

@@ -123,6 +123,7 @@ pub async fn publish(
     let plan = Plan::read(&req.build)?;
     let choice = builder::choose(&plan, req.builder)?;
     progress.info(&format!("builder: {} ({})", choice.kind.name(), choice.reason));
+    check_push(client, &req.targets, progress).await?;
     let (artifact, ahead) = push_while(client, &req.targets, progress, |sink| {
         builder::build_with_sink(choice.kind, &req.build, &plan, &bases, progress, sink)
     })
@@ -143,6 +144,20 @@ pub async fn publish(
         }
     }
     Ok(published)
+}
+
+/// Fails in seconds, before any build, when a target refuses these credentials a push (one upload session
+/// opened and cancelled per target).
+pub async fn check_push(
+    client: &RegistryClient,
+    targets: &[ImageName],
+    progress: &dyn Progress,
+) -> Result<(), PublishError> {
+    for target in targets {
+        client.check_push(target).await?;
+        progress.debug(&format!("{target} accepts pushes with these credentials"));
+    }
+    Ok(())
 }
 
 /// Where a finished image value goes: registries (every tag to every target, by digest when there is no tag),

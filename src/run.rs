@@ -97,6 +97,9 @@ async fn meta_or_publish(
     for notice in &meta.notices {
         log.notice(notice);
     }
+    if let (CommandKind::Publish, Some(notice)) = (config.command, &config.publish.push_notice) {
+        log.notice(notice);
+    }
     for tag in &meta.tag_names {
         log.debug(&format!("tag: {tag}"));
     }
@@ -123,7 +126,8 @@ async fn meta_or_publish(
                 CommandKind::Merge => merge_images(config, &meta, env, docker_config, log).await?,
                 _ => {
                     let workspace = env.non_empty("GITHUB_WORKSPACE");
-                    let scope = config.publish.push_by_digest.then(|| handoff_scope(config, env));
+                    let scope =
+                        (config.publish.push_by_digest && config.publish.push).then(|| handoff_scope(config, env));
                     publish_image(config, &meta, clock.timestamp(), workspace, scope, docker_config, log).await?
                 }
             };
@@ -169,7 +173,7 @@ async fn merge_images(
             layout: None,
             docker_archive: None,
         },
-        index_annotations: meta.annotations_at("index"),
+        index_annotations: meta.index_annotations(),
     };
     log.group("Merge and push");
     let result = octopush::merge::merge(&client, &request, log).await;
@@ -268,7 +272,7 @@ async fn publish_image(
             .clone()
             .map(|path| octopush::docker_archive::DockerArchiveOutput { path, repo_tags: references.clone() }),
         annotations: meta.annotations_at("manifest"),
-        index_annotations: meta.annotations_at("index"),
+        index_annotations: meta.index_annotations(),
         by_digest,
     };
     log.group("Build and push");

@@ -96,6 +96,19 @@ impl Meta {
             .filter_map(|(k, v)| Some((k.strip_prefix(level)?.strip_prefix(':')?.to_string(), v.clone())))
             .collect()
     }
+
+    /// What a pushed index carries: the `index:` annotations, and by default the labels GitHub's package page
+    /// reads from a multi-platform image's index (`description`, `source`, `licenses`; ghcr.io does not look into
+    /// the children), when they have a value and the user did not set them.
+    pub fn index_annotations(&self) -> BTreeMap<String, String> {
+        let mut out = self.annotations_at("index");
+        for key in ["description", "source", "licenses"].map(|k| format!("org.opencontainers.image.{k}")) {
+            if let Some(v) = self.labels.get(&key).filter(|v| !v.is_empty()) {
+                out.entry(key).or_insert_with(|| v.clone());
+            }
+        }
+        out
+    }
 }
 
 /// The build's clock for `created` and `{{commit_date}}`: `SOURCE_DATE_EPOCH`, else the commit's time from the

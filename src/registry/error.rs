@@ -149,12 +149,47 @@ fn unauthorized(registry: &str, repository: &str, action: Action, username: Opti
 fn denied(registry: &str, repository: &str, action: Action, message: &str) -> String {
     let said = if message.is_empty() { String::new() } else { format!(" ({message})") };
     match action {
+        Action::Push if registry == "ghcr.io" => {
+            format!("push to {registry}/{repository} was denied{said}: {}", ghcr_push_advice(repository, message))
+        }
         Action::Push => format!("push to {registry}/{repository} was denied{said}: {PUSH_PERMISSION_HINT}"),
         Action::Pull => format!(
             "reading {registry}/{repository} was denied{said}: check that the `username` and `password` inputs may \
              read it"
         ),
         Action::Delete => format!("deleting from {registry}/{repository} was denied{said}"),
+    }
+}
+
+/// What ghcr.io's refusal of a push means, from its wording: the workflow token lacks `packages: write` (its scope
+/// shows it), the package does not give this repository write access ("Manage Actions access"), or the
+/// organisation does not let workflow tokens create packages.
+pub fn ghcr_push_advice(repository: &str, message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let owner = repository.split('/').next().unwrap_or(repository);
+    let package = repository.split_once('/').map(|(_, p)| p).unwrap_or(repository);
+    let settings = format!(
+        "https://github.com/orgs/{owner}/packages/container/{}/settings (https://github.com/users/{owner}/... for a \
+         personal account)",
+        package.replace('/', "%2F")
+    );
+    if lower.contains("does not match expected scopes") || lower.contains("scope") {
+        "the token may not write packages: give the job `permissions: packages: write` (or use a token with the \
+         `write:packages` scope)"
+            .to_string()
+    } else if lower.contains("not allowed to create") {
+        format!(
+            "the organisation {owner} does not let workflow tokens create packages: an organisation owner can allow it \
+             under Settings > Packages, or create the package once by hand and give this repository write access \
+             under its \"Manage Actions access\""
+        )
+    } else if lower.contains("not allowed to write") || lower.contains("write_package") {
+        format!(
+            "the package exists and does not give this repository write access: add the repository with the Write \
+             role under \"Manage Actions access\" at {settings}"
+        )
+    } else {
+        PUSH_PERMISSION_HINT.to_string()
     }
 }
 
@@ -296,6 +331,28 @@ pub(crate) fn display_url(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ghcr_refusals_say_which_fix_applies() {
+        let scope =
+            ghcr_push_advice("octo-org/app", "permission_denied: The token provided does not match expected scopes.");
+        assert!(scope.contains("`permissions: packages: write`"), "{scope}");
+        let access =
+            ghcr_push_advice("octo-org/app/web", "denied: installation not allowed to Write organization package");
+        assert!(access.contains("Manage Actions access"), "{access}");
+        assert!(access.contains("https://github.com/orgs/octo-org/packages/container/app%2Fweb/settings"), "{access}");
+        let create =
+            ghcr_push_advice("octo-org/app", "denied: installation not allowed to Create organization package");
+        assert!(create.contains("does not let workflow tokens create packages"), "{create}");
+        assert_eq!(ghcr_push_advice("octo-org/app", "something else"), PUSH_PERMISSION_HINT);
+        let e = RegistryError::Denied {
+            registry: "ghcr.io".into(),
+            repository: "octo-org/app".into(),
+            action: Action::Push,
+            message: "permission_denied: write_package".into(),
+        };
+        assert!(e.to_string().contains("Manage Actions access"), "{e}");
+    }
 
     #[test]
     fn envelope_is_parsed_and_summarised() {

@@ -16,6 +16,7 @@ mod blobs;
 mod docker_config;
 mod error;
 mod manifests;
+mod preflight;
 mod pull;
 mod push;
 mod retry;

@@ -68,11 +68,17 @@ impl TokenIssuer {
 
     /// Starts an issuer whose tokens expire after `expires_in` seconds (for token-refresh tests).
     pub fn start_with(user: &str, pass: &str, expires_in: u64) -> TokenIssuer {
+        TokenIssuer::start_granting(user, pass, expires_in, "pull,push,delete,*")
+    }
+
+    /// Starts an issuer that grants the user at most `actions` (comma-separated).
+    pub fn start_granting(user: &str, pass: &str, expires_in: u64, actions: &str) -> TokenIssuer {
         let dir = tempfile::Builder::new().prefix("octopush-issuer-").tempdir().expect("tempdir");
         let (cert, log, err) =
             (dir.path().join("issuer.crt"), dir.path().join("issuer.log"), dir.path().join("stderr"));
         let configure = |cmd: &mut Command| {
-            cmd.args(["--user", user, "--issuer", ISSUER, "--expires-in", &expires_in.to_string(), "--cert-out"])
+            cmd.args(["--user", user, "--issuer", ISSUER, "--expires-in", &expires_in.to_string()])
+                .args(["--authenticated-actions", actions, "--cert-out"])
                 .arg(&cert)
                 .arg("--log")
                 .arg(&log)
