@@ -163,7 +163,8 @@ fn denied(registry: &str, repository: &str, action: Action, message: &str) -> St
 
 /// What ghcr.io's refusal of a push means, from its wording: the workflow token lacks `packages: write` (its scope
 /// shows it), the package does not give this repository write access ("Manage Actions access"), or the
-/// organisation does not let workflow tokens create packages.
+/// organisation does not let workflow tokens create packages. `permission_denied: write_package` can be the first
+/// or the second, so it gets both fixes.
 pub fn ghcr_push_advice(repository: &str, message: &str) -> String {
     let lower = message.to_ascii_lowercase();
     let owner = repository.split('/').next().unwrap_or(repository);
@@ -183,7 +184,7 @@ pub fn ghcr_push_advice(repository: &str, message: &str) -> String {
              under Settings > Packages, or create the package once by hand and give this repository write access \
              under its \"Manage Actions access\""
         )
-    } else if lower.contains("not allowed to write") || lower.contains("write_package") {
+    } else if lower.contains("not allowed to write") {
         format!(
             "the package exists and does not give this repository write access: add the repository with the Write \
              role under \"Manage Actions access\" at {settings}"
