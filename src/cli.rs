@@ -54,9 +54,8 @@ pub struct InputDef {
     pub name: &'static str,
     pub kind: Kind,
     pub scope: Scope,
-    /// The default `action.yml` declares (expressions the runner evaluates, such as `${{ github.token }}`); the
-    /// runner applies it, so only the test that keeps `action.yml` in step reads it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The default `action.yml` declares (expressions the runner evaluates, such as `${{ github.token }}`): the
+    /// runner applies it; `--help` shows it; a test keeps `action.yml` in step with it.
     pub action_default: Option<&'static str>,
     pub help: &'static str,
 }
@@ -377,13 +376,32 @@ pub fn command() -> Command {
             .action(ArgAction::SetTrue)
             .help("Build the embedded example image (no Dockerfile needed); with no --output and no --registry it goes to ./out/example as an OCI layout"),
     );
+    // A password on the command line shows in `ps`: read it from standard input instead.
+    let password_stdin = Arg::new("password_stdin")
+        .long("password-stdin")
+        .action(ArgAction::SetTrue)
+        .conflicts_with("password")
+        .help("Read the registry password or token from standard input (`echo \"$TOKEN\" | octopush publish --password-stdin ...`)");
+    publish = publish.arg(password_stdin.clone()).after_help(PUBLISH_EXAMPLES);
+    merge = merge.arg(password_stdin.clone()).after_help(MERGE_EXAMPLES);
+    prune = prune.arg(password_stdin);
+    meta = meta.after_help(META_EXAMPLES);
     Command::new("octopush")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Build and publish container images to GitHub Packages and any OCI registry")
         .long_about(
             "Build and publish container images to GitHub Packages and any OCI registry.\n\n\
              As a GitHub Action (GITHUB_ACTIONS=true) with no subcommand, it runs the `command` input \
-             (default `publish`) with the step's inputs. Every input is also a flag; a flag wins over an input.",
+             (default `publish`) with the step's inputs. Every input is also a flag of the subcommands that take \
+             it (`--tag-with-sha` for `tag_with_sha`), and a flag wins over an input; `command` is the subcommand, \
+             or `--command NAME` with none.",
+        )
+        .arg(
+            Arg::new("command")
+                .long("command")
+                .num_args(1)
+                .value_name("NAME")
+                .help("The command to run when no subcommand is given (as the `command` input): publish, meta, merge, prune, restore"),
         )
         .arg(Arg::new("debug").long("debug").global(true).action(ArgAction::SetTrue).help("Print debug lines"))
         .subcommand(publish)
@@ -393,8 +411,35 @@ pub fn command() -> Command {
         .subcommand(restore)
 }
 
+const PUBLISH_EXAMPLES: &str = "Examples:
+  # The workflow's image to ghcr.io, tagged from the commit (token from the environment)
+  GITHUB_TOKEN=... octopush publish --registry ghcr.io --repository octo-org/app --tag-with-sha --tag-with-ref
+  # Any registry, the token on standard input, two platforms
+  echo \"$TOKEN\" | octopush publish --registry quay.io --repository me/app --username me --password-stdin \\
+      --tags latest --platforms linux/amd64,linux/arm64
+  # No registry: an OCI layout, or a tar for `docker load`
+  octopush publish --push false --output oci:out/app
+  octopush publish --example --output docker-archive:out/example.tar --push false";
+
+const META_EXAMPLES: &str = "Examples:
+  octopush meta --tags 'type=semver,pattern={{version}}'
+  GITHUB_REF=refs/tags/v1.2.3 octopush meta --images ghcr.io/octo-org/app --tags 'type=semver,pattern={{major}}.{{minor}}'";
+
+const MERGE_EXAMPLES: &str = "Examples:
+  # In a workflow after a matrix of `push_by_digest: true` jobs: finds this run's images itself
+  octopush merge --registry ghcr.io --repository octo-org/app --tags latest
+  # Given digests
+  octopush merge --repository octo-org/app --tags v1 --sources 'sha256:aaa...
+sha256:bbb...'";
+
 fn flag(def: &InputDef) -> Arg {
-    let arg = Arg::new(def.name).long(def.name.replace('_', "-")).help(def.help);
+    let help = match def.action_default {
+        // An expression is the runner's to evaluate; a literal is what an unset input means here too.
+        Some(d) if d.contains("${{") => format!("{} [in a workflow: {d}]", def.help),
+        Some(d) => format!("{} [default: {d}]", def.help),
+        None => def.help.to_string(),
+    };
+    let arg = Arg::new(def.name).long(def.name.replace('_', "-")).help(help);
     match def.kind {
         Text => arg.num_args(1).value_name("VALUE"),
         Bool => arg.num_args(0..=1).default_missing_value("true").value_name("BOOL"),
@@ -422,6 +467,11 @@ impl RawInputs {
         }
         let example = matches.and_then(|m| m.try_get_one::<bool>("example").ok().flatten().copied()).unwrap_or(false);
         RawInputs { values, example }
+    }
+
+    /// Whether `--password-stdin` was given: the edge then reads the password from standard input.
+    pub fn password_from_stdin(matches: Option<&ArgMatches>) -> bool {
+        matches.and_then(|m| m.try_get_one::<bool>("password_stdin").ok().flatten().copied()).unwrap_or(false)
     }
 
     #[cfg(test)]

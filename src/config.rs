@@ -117,15 +117,19 @@ impl Config {
         };
         let image_lines = raw.lines("images");
         let targets = if image_lines.is_empty() {
-            if repository.is_empty() {
+            if repository.is_empty() && command == CommandKind::Meta {
+                // `meta` computes tag names and labels without an image name, as metadata-action does.
+                Vec::new()
+            } else if repository.is_empty() {
                 return Err(bad(
                     "repository",
                     "no repository to publish to: set `repository` (for example `octo-org/app`) or `images`; \
                      outside a workflow GITHUB_REPOSITORY is not set",
                 ));
+            } else {
+                let name = ImageName::new(&registry, &repository).map_err(|e| bad("repository", e.to_string()))?;
+                vec![github_packages_path(name, "repository")?]
             }
-            let name = ImageName::new(&registry, &repository).map_err(|e| bad("repository", e.to_string()))?;
-            vec![github_packages_path(name, "repository")?]
         } else {
             octopush::meta::image_names(&image_lines)?
                 .into_iter()

@@ -31,12 +31,30 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         Some((name, m)) => (Some(name), Some(m)),
         None => (None, None),
     };
-    if subcommand.is_none() && !env.in_actions() {
+    let root_command = matches.get_one::<String>("command").map(|c| c.trim().to_string());
+    if subcommand.is_none() && !env.in_actions() && root_command.is_none() {
         anyhow::bail!(
-            "no command given: run `octopush publish`, `meta`, `prune` or `restore` (`octopush --help` lists the flags)"
+            "no command given: run `octopush publish`, `meta`, `merge`, `prune` or `restore` (`octopush --help` lists \
+             them)"
         );
     }
     let mut raw = RawInputs::collect(sub_matches, env);
+    if RawInputs::password_from_stdin(sub_matches) {
+        let mut password = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
+            .context("reading the password from standard input (--password-stdin)")?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(
+                ConfigError::Input { input: "password", message: "--password-stdin read nothing".into() }.into()
+            );
+        }
+        raw.set("password", password);
+    }
+    // Outside a workflow, the commit is the local checkout's.
+    let context = std::path::PathBuf::from(raw.get("path").unwrap_or(".").trim());
+    let filled = crate::local_git::fill_from_checkout(env.clone(), &context);
+    let env = &filled;
     // Secrets are masked before anything else is printed.
     for secret in [raw.get("password"), raw.get("github_token"), env.non_empty("GITHUB_TOKEN")].into_iter().flatten() {
         log.add_secret(secret);
@@ -52,8 +70,16 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             log.add_secret(value);
         }
     }
-    if let Some(name) = subcommand {
-        raw.set("command", name);
+    match (subcommand, root_command.as_deref()) {
+        (Some(name), Some(other)) if name != other => {
+            return Err(ConfigError::Input {
+                input: "command",
+                message: format!("`--command {other}` and the subcommand `{name}` disagree: give one of them"),
+            }
+            .into());
+        }
+        (Some(name), _) | (None, Some(name)) => raw.set("command", name),
+        (None, None) => {}
     }
     // The docker config's secrets too, before any other line (issue 13, finding 8); `meta` never reads it.
     let docker_config = match raw.get("command").map(str::trim) {
@@ -209,7 +235,8 @@ fn prepare_example(raw: &mut RawInputs, env: &Env) -> anyhow::Result<tempfile::T
 /// environment gives, with a notice.
 async fn repository_data(config: &Config, log: &Log) -> RepoData {
     let fallback = RepoData::fallback(&config.git);
-    if config.git.repository.is_empty() {
+    // The embedded example is not this repository's: nothing to ask GitHub about it.
+    if config.git.repository.is_empty() || config.publish.example {
         return fallback;
     }
     match meta::fetch_repo(&config.git.api_url, config.github_token.as_ref(), &config.git.repository).await {
@@ -243,7 +270,16 @@ async fn publish_image(
         _ => tempfile::tempdir(),
     }
     .context("creating a work folder for layers")?;
-    let labels = if config.apply_labels { meta.labels.clone() } else { meta.user_labels.clone() };
+    // A computed label without a value (no description or license known) would only blank the Dockerfile's own.
+    let labels = match config.apply_labels {
+        true => meta
+            .labels
+            .iter()
+            .filter(|(k, v)| !v.is_empty() || meta.user_labels.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        false => meta.user_labels.clone(),
+    };
     let references: Vec<String> =
         p.targets.iter().flat_map(|t| meta.tag_names.iter().map(move |tag| format!("{t}:{tag}"))).collect();
     let request = PublishRequest {
