@@ -99,6 +99,10 @@ fn a_multi_platform_index_carries_what_the_package_page_reads() {
         .file("app.txt", "x")
         .run();
     result.assert_success();
+    // The summary says what was pushed, for which platforms, and how long each phase took.
+    for needle in ["| Platforms | linux/amd64, linux/arm64/v8 |", "(prepare ", ", build ", ", push "] {
+        assert!(result.summary.contains(needle), "`{needle}` not in the summary:\n{}", result.summary);
+    }
     let (index, media_type) = registry.get_manifest_json("octo-org/app", "v1");
     assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
     let a = &index["annotations"];

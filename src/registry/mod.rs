@@ -94,7 +94,7 @@ impl Default for ClientOptions {
             monolithic_threshold: 64 << 20,
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(30),
-            progress_interval: Duration::from_secs(10),
+            progress_interval: Duration::from_secs(5),
         }
     }
 }
