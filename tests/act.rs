@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::act::{ActResult, TestBed, act_push, action_yml_with_image, build_action_image, git_commit_all};
+use common::act::{ActResult, act_push, action_yml_with_image, build_action_image, git_commit_all};
 use common::{Dockerd, Mode, Registry, push_busybox_base};
 
 const USER: &str = "act-robot";
@@ -176,84 +176,4 @@ fn wrong_password_fails_the_step_with_one_error_under_act() {
     assert_masked(&result, WRONG_PASSWORD);
     assert!(setup.registry.tags(REPO).is_empty(), "nothing may be pushed with a wrong password");
     assert!(!setup.outputs_file().exists(), "the step after a failed publish must not run");
-}
-
-/// Issue "multi-platform images from a matrix", under act, with the example workflow a user copies
-/// (`examples/workflows/multi-platform-matrix.yml`): a two-job matrix (linux/amd64, linux/arm64, native builder)
-/// pushes by digest to a token-auth registry through the action, and a merge job that `needs:` it tags one
-/// index of both, found through the run's hand-offs. The tag resolves to an index of exactly the two
-/// platforms, each child the digest its job printed, and `skopeo copy --all` of the tag succeeds.
-#[test]
-fn a_matrix_pushes_by_digest_and_a_merge_job_tags_one_index_under_act() {
-    let registry = Registry::start(Mode::token(USER, PASSWORD));
-    common::push_busybox_multiplatform(&registry, "base/multi:1");
-    let dockerd = Dockerd::start();
-    build_action_image(&dockerd, Path::new(env!("CARGO_BIN_EXE_octopush")), ACTION_IMAGE);
-    let dir = tempfile::Builder::new().prefix("octopush-act-").tempdir().expect("tempdir");
-    let repo = dir.path().join("repo");
-    let write = |rel: &str, text: &str| {
-        let path = repo.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).expect("mkdir");
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    };
-    let base = registry.image("base/multi:1");
-    write("Dockerfile", &format!("FROM {base}\nARG TARGETARCH\nCOPY $TARGETARCH.txt /arch.txt\n"));
-    write("amd64.txt", "amd64\n");
-    write("arm64.txt", "arm64\n");
-    write("action/action.yml", &action_yml_with_image(&format!("docker://{ACTION_IMAGE}")));
-    let example =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/workflows/multi-platform-matrix.yml"))
-            .expect("the example workflow");
-    let bed =
-        TestBed { registry: registry.host().to_string(), user: USER.into(), repo: repo.clone(), ..TestBed::default() };
-    write(".github/workflows/multi.yml", &bed.adapt(&example));
-    let sha = git_commit_all(&repo, "Octo-Org/App");
-    let mut event = common::workflow::default_push_event();
-    event["after"] = sha.as_str().into();
-    event["head_commit"]["id"] = sha.as_str().into();
-    std::fs::write(dir.path().join("event.json"), serde_json::to_vec_pretty(&event).unwrap()).unwrap();
-    std::fs::create_dir_all(dir.path().join("home")).unwrap();
-
-    let result = act_push(dir.path(), &dockerd, ".github/workflows/multi.yml", PASSWORD);
-    assert!(result.status.success(), "act failed ({}):\n{}", result.status, result.dump());
-    assert_no_panic(&result);
-    let mut pushed: Vec<(String, String)> = result
-        .marked("| octopush-octopush1=")
-        .iter()
-        .filter_map(|l| l.split_once('=').map(|(p, d)| (p.to_string(), d.trim().to_string())))
-        .collect();
-    pushed.sort();
-    assert_eq!(pushed.len(), 2, "{}", result.dump());
-    let (index, _) = registry.get_manifest_json(REPO, "master");
-    let children: Vec<(String, String)> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let p = &m["platform"];
-            (
-                format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap()),
-                m["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(children, pushed, "the index holds exactly what each job pushed");
-    let (_, tag_digest) = registry.get_manifest(REPO, "master");
-    assert_eq!(result.marked("| octopush-octopush2=="), vec![tag_digest.clone()], "{}", result.dump());
-    let out = std::process::Command::new(common::tool("skopeo"))
-        .args(["--insecure-policy", "copy", "--all", "--retry-times=0"])
-        .args(registry.skopeo_src_args(false))
-        .arg(format!("docker://{}/{REPO}:master", registry.host()))
-        .arg(format!("oci:{}:copy", dir.path().join("copy").display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "skopeo copy --all: {}", String::from_utf8_lossy(&out.stderr));
-    let mut tags = registry.tags(REPO);
-    tags.sort();
-    assert_eq!(
-        tags,
-        vec!["master".to_string(), format!("sha-{}", &sha[..7])],
-        "the example's tags; the hand-offs deleted"
-    );
-    assert_masked(&result, PASSWORD);
 }

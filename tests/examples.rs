@@ -2,7 +2,7 @@
 //! under nektos/act through the repository's `action.yml` (the action image built from the test binary), adapted
 //! only where the test bed cannot give what GitHub gives (`common::act::TestBed`): a token-auth registry on
 //! 127.0.0.1 instead of ghcr.io, act's host runner, a copy instead of `actions/checkout`. What landed is checked
-//! with curl and the docker CLI. (`multi-platform-matrix.yml` runs in `tests/act.rs`.)
+//! with curl, skopeo and the docker CLI.
 
 mod common;
 
@@ -172,4 +172,63 @@ fn prebuilt_binaries_become_a_two_platform_index() {
         let files = gunzip_entries(&run.registry.get_blob(REPO, m["layers"][0]["digest"].as_str().unwrap()));
         assert_eq!(files.get("usr/local/bin/app").map(Vec::as_slice), Some(format!("{arch}\n").as_bytes()));
     }
+}
+
+/// Issue "multi-platform images from a matrix": `multi-platform-matrix.yml`'s two-job matrix (linux/amd64,
+/// linux/arm64, native builder) pushes by digest to a token-auth registry, and its merge job, which `needs:` it,
+/// tags one index of both, found through the run's hand-offs. The tag resolves to an index of exactly the two
+/// platforms, each child the digest its job printed, and `skopeo copy --all` of the tag succeeds.
+#[test]
+fn a_matrix_pushes_by_digest_and_a_merge_job_tags_one_index() {
+    let files = [
+        ("Dockerfile", b"FROM BASE\nARG TARGETARCH\nCOPY $TARGETARCH.txt /arch.txt\n".to_vec()),
+        ("amd64.txt", b"amd64\n".to_vec()),
+        ("arm64.txt", b"arm64\n".to_vec()),
+    ];
+    let run = run_example("multi-platform-matrix.yml", "refs/heads/master", &files, false, |registry, bed| {
+        common::push_busybox_multiplatform(registry, "base/multi:1");
+        // The Dockerfile names the base in this registry.
+        let dockerfile = bed.repo.join("Dockerfile");
+        let text = std::fs::read_to_string(&dockerfile).unwrap().replace("BASE", &registry.image("base/multi:1"));
+        std::fs::write(&dockerfile, text).unwrap();
+        bed
+    });
+    let mut pushed: Vec<(String, String)> = run
+        .result
+        .marked("| octopush-octopush1=")
+        .iter()
+        .filter_map(|l| l.split_once('=').map(|(p, d)| (p.to_string(), d.trim().to_string())))
+        .collect();
+    pushed.sort();
+    assert_eq!(pushed.len(), 2, "{}", run.result.dump());
+    let (index, _) = run.registry.get_manifest_json(REPO, "master");
+    let children: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let platform = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
+            (platform, m["digest"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(children, pushed, "the index holds exactly what each job pushed");
+    let (_, tag_digest) = run.registry.get_manifest(REPO, "master");
+    assert_eq!(run.result.marked("| octopush-octopush2=="), vec![tag_digest.clone()], "{}", run.result.dump());
+    let copy = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::tool("skopeo"))
+        .args(["--insecure-policy", "copy", "--all", "--retry-times=0"])
+        .args(run.registry.skopeo_src_args(false))
+        .arg(format!("docker://{}/{REPO}:master", run.registry.host()))
+        .arg(format!("oci:{}:copy", copy.path().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo copy --all: {}", String::from_utf8_lossy(&out.stderr));
+    let mut tags = run.registry.tags(REPO);
+    tags.sort();
+    assert_eq!(
+        tags,
+        vec!["master".to_string(), format!("sha-{}", &run.sha[..7])],
+        "the example's tags; the hand-offs deleted"
+    );
 }

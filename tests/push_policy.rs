@@ -5,19 +5,10 @@
 
 mod common;
 
-use common::{Auth, Mode, Options, Registry, RunResult, Workflow};
+use common::{Auth, Mode, Options, Registry, Workflow};
 
 const USER: &str = "octocat";
 const PASSWORD: &str = "ghp_policyP4ssw0rdThatMustNeverLeak";
-
-fn assert_clean_failure(result: &RunResult, needle: &str) -> String {
-    result.assert_failure();
-    assert_eq!(result.status.code(), Some(1), "{}", result.dump());
-    let errors: Vec<&str> = result.stdout.lines().filter(|l| l.starts_with("::error")).collect();
-    assert_eq!(errors.len(), 1, "exactly one ::error:: annotation:\n{}", result.dump());
-    assert!(errors[0].contains(needle), "`{needle}` not in {}", errors[0]);
-    errors[0].to_string()
-}
 
 #[test]
 fn a_token_that_may_only_pull_fails_before_the_build() {
@@ -35,7 +26,7 @@ fn a_token_that_may_only_pull_fails_before_the_build() {
         .file("big.bin", vec![7u8; 8 << 20])
         .run();
     let took = started.elapsed();
-    let error = assert_clean_failure(&result, "permissions: packages: write");
+    let error = result.assert_clean_failure("permissions: packages: write");
     assert!(error.contains(&registry.host().to_string()) && error.contains("octo-org/app"), "{error}");
     // Refused before the build: no layer was written, nothing uploaded.
     assert!(!result.stdout.contains("COPY big.bin"), "the build did not start:\n{}", result.dump());
@@ -81,7 +72,7 @@ fn a_pull_request_from_a_fork_builds_and_pushes_nothing() {
     assert!(registry.requests("POST", "/blobs/uploads/").is_empty(), "nothing pushed:\n{}", registry.access_log());
 
     let result = step().input("push", "true").run();
-    let error = assert_clean_failure(&result, "input `push`");
+    let error = result.assert_clean_failure("input `push`");
     assert!(error.contains("fork") && error.contains("read-only token"), "{error}");
 }
 
