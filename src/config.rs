@@ -111,6 +111,14 @@ impl Config {
         let git = GitContext::from_vars(&env.github_vars(), payload);
 
         let registry = raw.get("registry").unwrap_or("ghcr.io").trim().to_string();
+        if octopush::image::registry_host(&registry).is_err() {
+            return Err(bad(
+                "registry",
+                format!(
+                    "`{registry}` is not a registry: give host[:port], for example `ghcr.io` or `registry.lan:5000`"
+                ),
+            ));
+        }
         let repository = match raw.get("repository") {
             Some(r) => r.trim().to_string(),
             None => env.non_empty("GITHUB_REPOSITORY").map(str::to_string).unwrap_or_default(),
