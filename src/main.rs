@@ -5,6 +5,7 @@
 mod actions;
 mod cli;
 mod config;
+mod install_cmd;
 mod prune_cmd;
 mod run;
 mod summary;

@@ -33,7 +33,7 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     };
     if subcommand.is_none() && !env.in_actions() {
         anyhow::bail!(
-            "no command given: run `octopush publish`, `meta`, `prune` or `restore` (`octopush --help` lists the flags)"
+            "no command given: run `octopush publish`, `meta`, `merge`, `prune`, `restore` or `install` (`octopush --help` lists the flags)"
         );
     }
     let mut raw = RawInputs::collect(sub_matches, env);
@@ -73,6 +73,7 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         CommandKind::Prune | CommandKind::Restore => {
             crate::prune_cmd::run(env, &config, docker_config.as_ref(), log).await
         }
+        CommandKind::Install => crate::install_cmd::run(env, &config, docker_config.as_ref(), log).await,
         CommandKind::Meta | CommandKind::Publish | CommandKind::Merge => {
             meta_or_publish(env, &config, docker_config.as_ref(), log).await
         }
@@ -139,6 +140,7 @@ async fn meta_or_publish(
         }
         // `run` sends these to prune_cmd before any metadata is computed; were one to get here, it is that.
         CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, config, docker_config, log).await,
+        CommandKind::Install => crate::install_cmd::run(env, config, docker_config, log).await,
     }
 }
 
