@@ -111,18 +111,23 @@ fn set_up_clients(
 }
 
 /// The folder client files are written to, as this process sees it, and the same folder as a later step sees
-/// it. In a container action only `RUNNER_TEMP/_github_home` is shared with the host (mounted at
-/// `container_home`, which is `HOME`); on the host (a CLI run, act's host mode) it is `RUNNER_TEMP` itself;
-/// outside a workflow, a new temporary folder. Never inside the workspace.
+/// it. In the runner's container action only `RUNNER_TEMP/_github_home` is shared with the host (mounted at
+/// `container_home`, which is `HOME`). act gives a docker action a `RUNNER_TEMP` of the container's own and
+/// shares its file-command folder (`GITHUB_ENV`'s) with later steps, at the same path when its cache is mounted
+/// into the container. On the host (a CLI run, a JavaScript-free composite) it is `RUNNER_TEMP` itself; outside
+/// a workflow, a new temporary folder. Never inside the workspace.
 fn client_folder(env: &Env, container_home: &Path) -> Result<(PathBuf, PathBuf), ConfigError> {
     let runner_temp = env.non_empty("RUNNER_TEMP").map(|t| PathBuf::from(t.trim()));
     let home = env.non_empty("HOME").map(Path::new);
-    let (dir, exported) = match (&runner_temp, home) {
-        (Some(temp), Some(home)) if home == container_home && container_home.is_dir() => {
+    let act_commands =
+        env.env_file().filter(|_| env.var("ACT") == Some("true")).and_then(|f| f.parent().map(Path::to_path_buf));
+    let (dir, exported) = match (&runner_temp, home, act_commands) {
+        (Some(temp), Some(home), _) if home == container_home && container_home.is_dir() => {
             (container_home.join(".octopush"), temp.join("_github_home").join(".octopush"))
         }
-        (Some(temp), _) => (temp.join("octopush"), temp.join("octopush")),
-        (None, _) => {
+        (_, _, Some(commands)) => (commands.join("octopush"), commands.join("octopush")),
+        (Some(temp), _, _) => (temp.join("octopush"), temp.join("octopush")),
+        (None, _, None) => {
             let dir = std::env::temp_dir().join(format!("octopush-clients-{:08x}", rand::random::<u32>()));
             (dir.clone(), dir)
         }
@@ -179,5 +184,15 @@ mod tests {
         assert!(client_folder(&e, Path::new("/github/home")).unwrap_err().to_string().contains("inside the workspace"));
         let (dir, _) = client_folder(&env(&[]), Path::new("/github/home")).unwrap();
         assert!(dir.starts_with(std::env::temp_dir()));
+    }
+
+    #[test]
+    fn under_act_files_go_beside_its_file_commands() {
+        let e = env(&[("ACT", "true"), ("RUNNER_TEMP", "/tmp"), ("GITHUB_ENV", "/c/act/workflow/envs.txt")]);
+        let (dir, exported) = client_folder(&e, Path::new("/github/home")).unwrap();
+        assert_eq!(
+            (dir.as_path(), exported.as_path()),
+            (Path::new("/c/act/workflow/octopush"), Path::new("/c/act/workflow/octopush"))
+        );
     }
 }

@@ -119,6 +119,10 @@ impl Unpacker<'_> {
                 continue;
             }
             if let Some(victim) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+                // `.wh..` would delete the parent, `.wh.` the directory itself.
+                if matches!(victim, b"" | b"." | b"..") {
+                    return Err(at.refuse("a whiteout that names no file of its directory"));
+                }
                 self.stats.whiteouts += 1;
                 if let Some(dir) = self.resolve(parent_rel, false, &at)? {
                     remove_any(&dir.join(OsStr::from_bytes(victim))).map_err(|e| at.write(e))?;

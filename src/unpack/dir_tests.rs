@@ -213,6 +213,19 @@ fn a_hard_link_through_an_absolute_symlink_is_refused() {
 }
 
 #[test]
+fn a_whiteout_of_the_parent_or_the_directory_itself_is_refused() {
+    for name in ["a/.wh..", "a/.wh.", ".wh.."] {
+        let f = Fixture::new(&[
+            tar(&[E::Dir("a", 0o755), E::File("a/keep", 0o644, b"x")]),
+            tar(&[E::RawFile(name.as_bytes())]),
+        ]);
+        let e = refused(&f, false);
+        assert!(e.contains("names no file"), "{name}: {e}");
+        assert!(f.root().join("a/keep").exists() && f.dir.path().join("layer0").exists(), "{name} deleted something");
+    }
+}
+
+#[test]
 fn device_files_need_root() {
     let f = Fixture::new(&[tar(&[E::Dir("dev", 0o755), E::Char("dev/null")])]);
     let e = refused(&f, false);

@@ -66,7 +66,8 @@ pub fn whiteout(path: &str) -> Option<Whiteout<'_>> {
     if name == OPAQUE {
         return Some(Whiteout::Opaque(dir));
     }
-    let victim = name.strip_prefix(WHITEOUT_PREFIX)?;
+    // `.wh.`, `.wh..` and `.wh...` name no file of the directory: not whiteouts (nothing above is ever deleted).
+    let victim = name.strip_prefix(WHITEOUT_PREFIX).filter(|v| !matches!(*v, "" | "." | ".."))?;
     Some(Whiteout::Delete(if dir.is_empty() { victim.to_string() } else { format!("{dir}/{victim}") }))
 }
 
@@ -106,6 +107,8 @@ mod tests {
         assert_eq!(whiteout(".wh.tmp"), Some(Whiteout::Delete("tmp".into())));
         assert_eq!(whiteout("etc/passwd"), None);
         assert_eq!(whiteout("etc/x.wh.y"), None);
+        assert_eq!(whiteout("etc/.wh.."), None, "never the parent");
+        assert_eq!(whiteout("etc/.wh."), None);
     }
 
     #[test]
