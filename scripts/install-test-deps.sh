@@ -2,7 +2,9 @@
 # Installs the real servers and peer tools the integration tests start (see tests/common/): Debian's CNCF
 # distribution registry, skopeo, umoci, buildah, busybox-static, htpasswd, jq, zstd (reads zstd layers), Docker
 # Engine, python3 with `cryptography` (the test token issuer), and act and git (end-to-end runs of action.yml in
-# tests/act.rs). Idempotent and quick when everything is already there: apt-get update runs only if a package is
+# tests/act.rs); for the install tests' package clients, Maven with Debian's deploy/install/dependency plugins
+# (Maven Central is out of reach), Ruby's gem, Node.js with npm, and verdaccio (pinned in
+# tests/support/verdaccio/package.json, installed there with `npm ci`). Idempotent and quick when everything is already there: apt-get update runs only if a package is
 # missing. Works as root or through sudo.
 set -euo pipefail
 
@@ -51,6 +53,12 @@ packages=(
   "openssl:openssl"
   "ca-certificates:"
   "git:git"
+  "maven:mvn"
+  "libmaven-deploy-plugin-java:"
+  "libmaven-install-plugin-java:"
+  "libmaven-dependency-plugin-java:"
+  "junit4:"
+  "ruby:gem"
 )
 
 missing=()
@@ -69,7 +77,12 @@ else
   apt_install "${missing[@]}"
 fi
 
-for cmd in docker-registry skopeo umoci buildah busybox htpasswd jq curl openssl git; do
+# Node.js and npm: a machine may carry another vendor's nodejs (which bundles npm), so only their commands count.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+
+for cmd in docker-registry skopeo umoci buildah busybox htpasswd jq curl openssl git mvn gem ruby node npm; do
   command -v "$cmd" >/dev/null 2>&1 || fail "$cmd is still not on PATH after installing its package"
 done
 [ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null 2>&1 || fail "dockerd is missing after installing docker.io"
@@ -138,5 +151,15 @@ else
   command -v act >/dev/null 2>&1 || echo "install-test-deps: note: $(dirname "$act_bin") is not on PATH"
 fi
 
+# verdaccio, the npm registry of the install tests, pinned with its lock file.
+verdaccio_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/support/verdaccio"
+if [ -x "$verdaccio_dir/node_modules/verdaccio/bin/verdaccio" ]; then
+  echo "install-test-deps: verdaccio already installed in $verdaccio_dir"
+else
+  echo "install-test-deps: npm ci (verdaccio) in $verdaccio_dir"
+  (cd "$verdaccio_dir" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci of verdaccio failed"
+  [ -x "$verdaccio_dir/node_modules/verdaccio/bin/verdaccio" ] || fail "verdaccio is missing after npm ci"
+fi
+
 echo "install-test-deps: ok (docker-registry, skopeo $(skopeo --version | awk '{print $3}'), umoci, buildah," \
-  "busybox, htpasswd, jq, git, $(/usr/bin/docker --version | cut -d, -f1), python3 cryptography, act)"
+  "busybox, htpasswd, jq, git, $(/usr/bin/docker --version | cut -d, -f1), python3 cryptography, act, $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'), ruby $(ruby -e 'print RUBY_VERSION'), node $(node --version), verdaccio)"
