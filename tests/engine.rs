@@ -302,3 +302,154 @@ fn platforms_the_engine_cannot_run_are_refused_before_building() {
     assert!(error.contains(other) && error.contains("runs-on") && error.contains("QEMU"), "{error}");
     assert!(!result.stdout.contains("#1 "), "nothing was built: {}", result.dump());
 }
+
+/// A remote build host: the engine on TCP with TLS that verifies clients, reached with the docker CLI's
+/// `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`. The BuildKit session and the export cross the same
+/// TLS connection kind. A wrong CA is an error naming the TLS files, not a hang or a plain-text fallback.
+#[test]
+fn a_remote_engine_over_tls_builds_like_a_local_one() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = common::tls::make_pki(&pki_dir.path().join("pki"));
+    let dockerd = Dockerd::start_tls(&pki);
+    let certs = pki_dir.path().join("client");
+    common::tls::client_cert(&pki, &certs);
+    std::fs::copy(&pki.ca_cert, certs.join("ca.pem")).unwrap();
+    let step = |certs: &std::path::Path| {
+        Workflow::new()
+            .input("registry", registry.host())
+            .input("repository", "o/remote")
+            .input("tags", "v1")
+            .input("network", "none")
+            .env("DOCKER_HOST", &format!("tcp://{}", dockerd.tcp()))
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", certs.to_str().unwrap())
+            .file("Dockerfile", format!("FROM {}/base/busybox:1\nRUN echo remote > /where\n", registry.host()))
+    };
+    let result = step(&certs).run();
+    result.assert_success();
+    assert!(result.stdout.contains(&format!("at tcp://{} (TLS)", dockerd.tcp())), "{}", result.dump());
+    let (manifest, _) = registry.get_manifest_json("o/remote", "v1");
+    let top = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        gunzip_entries(&registry.get_blob("o/remote", &top)).get("where").map(Vec::as_slice),
+        Some(&b"remote\n"[..])
+    );
+
+    // Another CA: the engine's certificate is not trusted.
+    let other = common::tls::make_pki(&pki_dir.path().join("other"));
+    let wrong = pki_dir.path().join("wrong");
+    common::tls::client_cert(&other, &wrong);
+    std::fs::copy(&other.ca_cert, wrong.join("ca.pem")).unwrap();
+    let error = assert_clean_failure(&step(&wrong).run(), "TLS handshake failed");
+    assert!(error.contains(&format!("tcp://{}", dockerd.tcp())) && error.contains("ca.pem"), "{error}");
+    assert!(error.contains("DOCKER_CERT_PATH") && !error.contains("no Docker Engine answered"), "{error}");
+}
+
+/// `cache_from` (v1's `cache_froms`): a fresh engine reuses the RUN layer of an image octopush pushed before,
+/// with BuildKit (inline cache metadata, imported from the registry) and with the classic builder (pulled first).
+#[test]
+fn cache_from_lets_a_fresh_engine_reuse_the_run_layer() {
+    let registry = Registry::start(Mode::Anonymous);
+    push_busybox_base(&registry, "base/busybox:1");
+    let dockerfile = format!(
+        "FROM {}/base/busybox:1\nRUN echo expensive > /result && date +%s%N > /stamp\nCOPY app.txt /app.txt\n",
+        registry.host()
+    );
+    for (classic, input) in [(false, "cache_from"), (true, "cache_froms")] {
+        let repo = if classic { "o/cached-classic" } else { "o/cached" };
+        let cache = format!("{}/{repo}:latest", registry.host());
+        let publish = |dockerd: &Dockerd, app: &str| {
+            let mut wf = Workflow::new()
+                .input("registry", registry.host())
+                .input("repository", repo)
+                .input("tags", "latest")
+                .input("network", "none")
+                .input(input, &cache)
+                .env("DOCKER_HOST", &dockerd.host())
+                .file("Dockerfile", &dockerfile)
+                .file("app.txt", app);
+            if classic {
+                wf = wf.env("DOCKER_BUILDKIT", "0");
+            }
+            let result = wf.run();
+            result.assert_success();
+            result
+        };
+        // The first build has no cache to use: a warning at most, and the image is pushed.
+        let first = publish(&Dockerd::start(), "one");
+        let (m1, _) = registry.get_manifest_json(repo, "latest");
+        // A new engine, with nothing cached: the RUN step comes from the pushed image.
+        let second = publish(&Dockerd::start(), "two");
+        let (m2, _) = registry.get_manifest_json(repo, "latest");
+        let run_layer = |m: &serde_json::Value| m["layers"][1]["digest"].as_str().unwrap().to_string();
+        assert_eq!(run_layer(&m1), run_layer(&m2), "the RUN layer was reused, not run again:\n{}", second.dump());
+        assert_ne!(m1["layers"][2], m2["layers"][2], "the COPY layer changed");
+        let reused = if classic { "Using cache" } else { "CACHED" };
+        assert!(second.stdout.contains(reused), "{}", second.dump());
+        assert!(!first.stdout.contains(reused), "a fresh engine had nothing to reuse:\n{}", first.dump());
+    }
+}
+
+/// Two platforms the engine can run (on amd64: amd64 and 386, which BuildKit lists as its own): one index, each
+/// image on its platform's base blob, RUN run once per platform with its `TARGETARCH`.
+#[test]
+fn platforms_the_engine_runs_give_one_index() {
+    let archs: [&str; 2] = match common::image::host_arch() {
+        "amd64" => ["amd64", "386"],
+        _ => ["arm64", "arm"],
+    };
+    let registry = Registry::start(Mode::Anonymous);
+    let base = common::image::push_busybox_platforms(&registry, "base/multi:1", &archs);
+    let dockerd = Dockerd::start();
+    let result = Workflow::new()
+        .input("registry", registry.host())
+        .input("repository", "o/multi")
+        .input("tags", "v1")
+        .input("network", "none")
+        .input("platforms", &archs.map(|a| format!("linux/{a}")).join(","))
+        .env("DOCKER_HOST", &dockerd.host())
+        .file(
+            "Dockerfile",
+            format!("FROM {}/base/multi:1\nARG TARGETARCH\nRUN echo $TARGETARCH > /arch\n", registry.host()),
+        )
+        .run();
+    result.assert_success();
+    let (index, _) = registry.get_manifest_json("o/multi", "v1");
+    assert_eq!(result.output("digest"), registry.get_manifest("o/multi", "v1").1);
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2, "{index}");
+    for (entry, arch) in manifests.iter().zip(archs) {
+        assert_eq!(entry["platform"]["architecture"], arch, "{index}");
+        let (manifest, _) = registry.get_manifest_json("o/multi", entry["digest"].as_str().unwrap());
+        let layers = manifest["layers"].as_array().unwrap();
+        let base_image = base.images.iter().find(|i| i.platform == format!("linux/{arch}")).unwrap();
+        assert_eq!(layers[0]["digest"], base_image.layer_digest.as_str(), "{arch} sits on its base's blob");
+        let top = gunzip_entries(&registry.get_blob("o/multi", layers[1]["digest"].as_str().unwrap()));
+        assert_eq!(top.get("arch").map(Vec::as_slice), Some(format!("{arch}\n").as_bytes()));
+    }
+}
+
+/// The engine's image flows to the local outputs like a native one: `push: false` with `output:
+/// docker-archive:FILE` gives a tar that `docker load` takes (the base layer fetched from the registry into it),
+/// and the loaded image runs.
+#[test]
+fn an_engine_build_can_go_to_a_docker_archive_instead_of_a_registry() {
+    let bed = bed(Mode::Anonymous);
+    let wf = step(&bed).input("push", "false").input("output", "docker-archive:out/image.tar").file(
+        "Dockerfile",
+        format!("FROM {}/base/busybox:1\nRUN echo archived > /a\nCMD [\"cat\", \"/a\"]\n", bed.registry.host()),
+    );
+    let archive = wf.workspace().join("out/image.tar");
+    let result = wf.run();
+    result.assert_success();
+    assert!(bed.registry.tags(REPO).is_empty(), "nothing pushed");
+    let other = Dockerd::start();
+    let loaded = other.docker_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let reference = format!("{}/{REPO}:latest", bed.registry.host());
+    assert!(loaded.contains(&reference), "{loaded}");
+    assert_eq!(other.docker_ok(&["run", "--rm", "--network", "none", &reference]), "archived\n");
+    let id = other.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &reference]);
+    assert_eq!(id.trim(), result.output("imageid"), "the engine's image ID survives the round trip");
+}

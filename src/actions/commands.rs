@@ -223,6 +223,14 @@ pub mod tests {
     }
 
     #[test]
+    fn errors_on_a_line_carry_file_and_line_for_github() {
+        let buf = Buf::default();
+        let log = Log::with_writer(true, false, Box::new(buf.clone()));
+        log.error_at("Build failed", "RUN failed:\nlast lines", "app/Dockerfile", 7);
+        assert_eq!(buf.text(), "::error title=Build failed,file=app/Dockerfile,line=7::RUN failed:%0Alast lines\n");
+    }
+
+    #[test]
     fn lines_that_look_like_commands_are_defused() {
         let buf = Buf::default();
         let log = Log::with_writer(true, false, Box::new(buf.clone()));

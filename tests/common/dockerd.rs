@@ -14,6 +14,8 @@ use super::{run, signal, tool, wait_for};
 pub struct Dockerd {
     child: Child,
     socket: PathBuf,
+    /// `127.0.0.1:PORT` when the daemon also listens on TCP with TLS ([`Dockerd::start_tls`]).
+    tcp: Option<String>,
     log: PathBuf,
     started_in: Duration,
     dir: tempfile::TempDir,
@@ -71,6 +73,31 @@ fn ping(socket: &Path) -> bool {
 impl Dockerd {
     /// Starts dockerd and waits until its API answers `/_ping`.
     pub fn start() -> Dockerd {
+        Self::start_with(&[], None)
+    }
+
+    /// Starts dockerd listening also on `tcp://127.0.0.1:PORT` with TLS that verifies clients (`--tlsverify`),
+    /// as a remote build host is set up: the server certificate and the CA from `pki`.
+    pub fn start_tls(pki: &super::tls::TestPki) -> Dockerd {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let tcp = format!("127.0.0.1:{port}");
+        let args = [
+            "-H".to_string(),
+            format!("tcp://{tcp}"),
+            "--tlsverify".into(),
+            format!("--tlscacert={}", pki.ca_cert.display()),
+            format!("--tlscert={}", pki.server_cert.display()),
+            format!("--tlskey={}", pki.server_key.display()),
+        ];
+        Self::start_with(&args, Some(tcp))
+    }
+
+    /// `127.0.0.1:PORT` of the TLS listener ([`Dockerd::start_tls`]).
+    pub fn tcp(&self) -> &str {
+        self.tcp.as_deref().expect("started with start_tls")
+    }
+
+    fn start_with(extra: &[String], tcp: Option<String>) -> Dockerd {
         let begin = Instant::now();
         let bin = tool("dockerd");
         tool("docker"); // fail now, not at the first docker() call
@@ -93,6 +120,7 @@ impl Dockerd {
             .arg(d.join("daemon.json"))
             .args(["--storage-driver", "vfs", "--iptables=false", "--ip6tables=false", "--bridge=none"])
             .args(["--ip-masq=false", "--ip-forward=false"])
+            .args(extra)
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .env_remove("DOCKER_HOST")
             .stdin(Stdio::null())
@@ -107,7 +135,7 @@ impl Dockerd {
             }
             ping(&socket).then_some(())
         });
-        Dockerd { child, socket, log, started_in: begin.elapsed(), dir }
+        Dockerd { child, socket, tcp, log, started_in: begin.elapsed(), dir }
     }
 
     /// `unix:///tmp/octopush-dockerd-XXXX/docker.sock`, for `DOCKER_HOST`.

@@ -211,7 +211,9 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// The base layer for `arch`: the real static busybox when `arch` is this machine's, else a placeholder file.
 /// Returns (gzip bytes, uncompressed tar digest).
 fn base_layer(arch: &str) -> (Vec<u8>, String) {
-    let busybox = if arch == host_arch() {
+    // On amd64 the linux/386 image gets the host's busybox too: it is labelled 386, and the kernel runs it, so an
+    // engine can RUN in it for a two-platform build (the engine builder's tests).
+    let busybox = if arch == host_arch() || (arch == "386" && host_arch() == "amd64") {
         static_busybox()
     } else {
         format!("placeholder: the {arch} busybox of the octopush test base; it is never run\n").into_bytes()
@@ -330,7 +332,12 @@ pub fn push_busybox_base(registry: &Registry, repo_tag: &str) -> BaseImage {
 
 /// Writes the two-platform base (index of linux/amd64 and linux/arm64) as an OCI layout in `layout`.
 pub fn write_busybox_multiplatform_layout(layout: &Path, repo: &str, tag: &str) -> MultiBase {
-    let images: Vec<BaseImage> = ["amd64", "arm64"].iter().map(|a| write_image(layout, repo, tag, a)).collect();
+    write_busybox_platforms_layout(layout, repo, tag, &["amd64", "arm64"])
+}
+
+/// Writes a base index of linux/`archs` as an OCI layout in `layout`.
+pub fn write_busybox_platforms_layout(layout: &Path, repo: &str, tag: &str, archs: &[&str]) -> MultiBase {
+    let images: Vec<BaseImage> = archs.iter().map(|a| write_image(layout, repo, tag, a)).collect();
     let manifests: Vec<serde_json::Value> = images
         .iter()
         .map(|i| {
@@ -350,9 +357,14 @@ pub fn write_busybox_multiplatform_layout(layout: &Path, repo: &str, tag: &str) 
 /// Pushes the two-platform busybox base (an OCI index of linux/amd64 and linux/arm64) as `repo_tag` with
 /// `skopeo copy --all`.
 pub fn push_busybox_multiplatform(registry: &Registry, repo_tag: &str) -> MultiBase {
+    push_busybox_platforms(registry, repo_tag, &["amd64", "arm64"])
+}
+
+/// Pushes a base index of linux/`archs` as `repo_tag` with `skopeo copy --all`.
+pub fn push_busybox_platforms(registry: &Registry, repo_tag: &str, archs: &[&str]) -> MultiBase {
     let (repo, tag) = split_repo_tag(repo_tag);
     let layout = tempfile::Builder::new().prefix("octopush-base-").tempdir().expect("tempdir");
-    let mut base = write_busybox_multiplatform_layout(layout.path(), repo, tag);
+    let mut base = write_busybox_platforms_layout(layout.path(), repo, tag, archs);
     registry.skopeo_copy_to(&format!("oci:{}:{tag}", layout.path().display()), repo_tag, true);
     base.reference = registry.image(repo_tag);
     for image in &mut base.images {

@@ -11,6 +11,9 @@ pub struct TestPki {
     pub ca_cert: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// The CA's key, to sign more certificates ([`client_cert`]).
+    pub ca_key: PathBuf,
+    pub config: PathBuf,
 }
 
 const OPENSSL_CNF: &str = "\
@@ -28,6 +31,12 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
 subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 ";
@@ -76,5 +85,37 @@ pub fn make_pki(dir: &Path) -> TestPki {
             .args(["-extensions", "server", "-out"])
             .arg(&server_cert),
     );
-    TestPki { ca_cert, server_cert, server_key }
+    TestPki { ca_cert, server_cert, server_key, ca_key, config: cnf }
+}
+
+/// A client certificate signed by `pki`'s CA, for servers that verify clients (dockerd `--tlsverify`): returns
+/// the certificate and key paths, written into `dir` as `cert.pem` and `key.pem`.
+pub fn client_cert(pki: &TestPki, dir: &Path) -> (PathBuf, PathBuf) {
+    let openssl = tool("openssl");
+    std::fs::create_dir_all(dir).expect("create client cert dir");
+    let (cert, key, csr) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("client.csr"));
+    run_ok(
+        Command::new(&openssl)
+            .args(["req", "-new", "-config"])
+            .arg(&pki.config)
+            .args(["-subj", "/CN=octopush-test-client", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+            .args(["-nodes", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+    );
+    run_ok(
+        Command::new(&openssl)
+            .args(["x509", "-req", "-days", "7", "-set_serial", "3", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&pki.ca_cert)
+            .arg("-CAkey")
+            .arg(&pki.ca_key)
+            .arg("-extfile")
+            .arg(&pki.config)
+            .args(["-extensions", "client", "-out"])
+            .arg(&cert),
+    );
+    (cert, key)
 }

@@ -44,7 +44,8 @@ impl Engine {
             Dialer::new(endpoint).map_err(|e| EngineError::Api { endpoint: name.clone(), message: e.to_string() })?;
         let docker = dialer.docker(API_TIMEOUT).map_err(|e| api_error(&name, e))?;
         let docker = docker.negotiate_version().await.map_err(|e| match e {
-            bollard::errors::Error::IOError { err } => {
+            // A TLS failure means an engine is there: the error is about the certificates, not its absence.
+            bollard::errors::Error::IOError { err } if err.kind() != std::io::ErrorKind::InvalidData => {
                 EngineError::Unreachable { endpoint: name.clone(), message: err.to_string() }
             }
             other => api_error(&name, other),

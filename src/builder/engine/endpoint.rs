@@ -169,7 +169,7 @@ impl Dialer {
                         None => Box::new(tcp),
                         Some((config, name)) => {
                             let connector = tokio_rustls::TlsConnector::from(config.clone());
-                            Box::new(connector.connect(name.clone(), tcp).await?)
+                            Box::new(connector.connect(name.clone(), tcp).await.map_err(|e| self.tls_error(e))?)
                         }
                     }
                 }
@@ -178,6 +178,22 @@ impl Dialer {
         tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer within 10 s"))?
+    }
+
+    /// A failed TLS handshake, said as what to check; its kind is `InvalidData`, which
+    /// [`super::client::Engine::connect`] tells apart from an engine that is not there.
+    fn tls_error(&self, e: io::Error) -> io::Error {
+        let dir = match &self.endpoint {
+            Endpoint::Tcp { tls: Some(files), .. } => files.dir.display().to_string(),
+            _ => String::new(),
+        };
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the TLS handshake failed ({e}): the engine's certificate must be signed by {dir}/ca.pem, and the \
+                 engine must accept {dir}/cert.pem (DOCKER_CERT_PATH)"
+            ),
+        )
     }
 
     /// Sends `req` on a new connection (HTTP/1.1, upgrades allowed) and returns the response head; the body

@@ -87,9 +87,13 @@ pub async fn build_with_sink<R: BaseResolver>(
     } else if !buildkit {
         progress.warning(&classic_warning(plan, &format!("the engine (API {}) offers no BuildKit", engine.api)));
     }
-    let platforms = platforms_to_build(&engine, opts, buildkit).await?;
+    let platforms = platforms_to_build(&engine, opts, buildkit, progress).await?;
     let credentials = credentials(opts, plan, bases, &platforms).await?;
-    pull_cache_from(&engine, &eo.cache_from, &credentials, progress).await;
+    // BuildKit imports `cache_from` itself, lazily, from the registry (only the layers it reuses); the classic
+    // builder reuses only images the engine holds, so they are pulled first.
+    if !buildkit {
+        pull_cache_from(&engine, &eo.cache_from, &credentials, progress).await;
+    }
     let ctx = context::ContextSpec::new(&opts.context, &opts.dockerfile)?;
     tokio::fs::create_dir_all(&opts.work_dir)
         .await
@@ -115,6 +119,10 @@ pub async fn build_with_sink<R: BaseResolver>(
             cache_from: eo.cache_from.clone(),
             credentials: credentials.clone(),
         };
+        if buildkit && !eo.cache_from.is_empty() {
+            // The image then carries its cache metadata (inline), so the next build's `cache_from` can use it.
+            params.build_args.entry("BUILDKIT_INLINE_CACHE".into()).or_insert_with(|| "1".into());
+        }
         if platforms.len() > 1 {
             progress.info(&format!("building for {}", platform.as_ref().map(Platform::to_string).unwrap_or_default()));
             // Each platform's image is tagged by its own build; the last would win, so none is tagged.
@@ -183,6 +191,7 @@ async fn platforms_to_build(
     engine: &Engine,
     opts: &BuildOptions,
     buildkit: bool,
+    progress: &dyn Progress,
 ) -> Result<Vec<Option<Platform>>, BuildError> {
     if opts.platforms.is_empty() {
         return Ok(vec![None]);
@@ -192,6 +201,8 @@ async fn platforms_to_build(
         false => Vec::new(),
     };
     let runnable = if runnable.is_empty() { vec![engine.platform.clone()] } else { runnable };
+    let names: Vec<String> = runnable.iter().map(Platform::to_string).collect();
+    progress.debug(&format!("the engine can run {}", names.join(", ")));
     let missing: Vec<String> = opts
         .platforms
         .iter()
@@ -199,7 +210,7 @@ async fn platforms_to_build(
         .map(Platform::to_string)
         .collect();
     if !missing.is_empty() {
-        let can: Vec<String> = runnable.iter().map(Platform::to_string).collect();
+        let can = names;
         return Err(BuildError::Options(format!(
             "input `platforms`: the Docker Engine at {} runs {} only, so it cannot run the RUN steps for {}: build \
              each platform in its own job on a runner of that platform (a matrix with `runs-on: ubuntu-24.04-arm` \
@@ -310,5 +321,44 @@ async fn resolve_base<R: BaseResolver>(
             ));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::plan::BuildkitOnly;
+
+    fn plan(text: &str) -> Plan {
+        let df = crate::dockerfile::parse(text, "Dockerfile").unwrap();
+        let target = df.stages.len() - 1;
+        let needed = vec![true; df.stages.len()];
+        Plan { dockerfile: df, label: "Dockerfile".into(), target, needed, first_run: None, buildkit_only: Vec::new() }
+    }
+
+    #[test]
+    fn the_classic_fallback_names_the_lines_it_cannot_run() {
+        let mut p = plan("FROM scratch\n");
+        assert_eq!(classic_warning(&p, "no BuildKit"), "no BuildKit: building with the classic builder");
+        p.buildkit_only =
+            vec![BuildkitOnly { line: 3, feature: "RUN --mount" }, BuildkitOnly { line: 9, feature: "COPY --link" }];
+        assert_eq!(
+            classic_warning(&p, "no BuildKit"),
+            "no BuildKit: building with the classic builder, which cannot run these lines of the Dockerfile:\n  \
+             Dockerfile:3: RUN --mount\n  Dockerfile:9: COPY --link"
+        );
+    }
+
+    #[test]
+    fn no_engine_is_reported_at_the_first_run() {
+        let mut p = plan("FROM scratch\nRUN make\n");
+        p.first_run = Some(RunSite { line: 2, text: "RUN make".into() });
+        let e = no_engine(&p, "unix:///var/run/docker.sock".into(), "No such file or directory".into());
+        assert_eq!(e.line(), Some(2));
+        let text = e.to_string();
+        assert!(text.starts_with("Dockerfile:2: `RUN make` needs a container runtime"), "{text}");
+        assert!(
+            text.contains("unix:///var/run/docker.sock (No such file or directory)") && text.contains("DOCKER_HOST")
+        );
     }
 }
