@@ -209,12 +209,14 @@ DOCKERFILE
 echo "   site: $(find "$W/ctx-site/site" -type f | wc -l) files, $(du -sb "$W/ctx-site/site" | cut -f1) bytes; big: $(stat -c %s "$W/ctx-big/data/blob.bin") bytes"
 
 # ---------- measurement ----------
-RES=$W/results.tsv; : > "$RES"
+RES=$W/results.tsv; : > "$RES"; : > "$W/phases.tsv"
 # run LABEL CMD... : appends "wall rss_kib user_s sys_s" of one command to $W/cur, or returns 1
+# The tool's output goes to the log with each line's time since the start (busybox ts), and to $W/last.out.
 run() {
   local label=$1; shift
   echo "--- $label: $*" >>"$LOG"
-  if /usr/bin/time -f '%e %M %U %S' -o "$W/t" timeout "$TMO" "$@" >>"$LOG" 2>&1; then
+  if { /usr/bin/time -f '%e %M %U %S' -o "$W/t" timeout "$TMO" "$@" 2>&1; } | "$BUSYBOX" ts -s '%.s' \
+      | tee "$W/last.out" >>"$LOG"; then
     cat "$W/t" >> "$W/cur"
   else
     { echo "    FAILED ($label), see log:"; tail -5 "$LOG" | sed 's/^/      /'; } >&2; return 1
@@ -263,7 +265,13 @@ one_run() {
         run "$tool/$wl" "$BIN" publish --path "$ctx" --registry "$REG" --repository "$repo" --tags t "${extra[@]}" \
           --cache-dir "$W/octopush-cache" || { echo fail; return; }
       local e=""
-      [ -n "$engine" ] && e=" $(dockerd_hwm) $(echo "$(dockerd_cpu) $c0" | awk '{printf "%.2f", $1 - $2}')"
+      if [ -n "$engine" ]; then
+        e=" $(dockerd_hwm) $(echo "$(dockerd_cpu) $c0" | awk '{printf "%.2f", $1 - $2}')"
+        # phases from octopush's own lines: the build (until "built"), the export with compression (until
+        # "exported and compressed"), and what is left (the last uploads, the manifest)
+        awk -v wl="$wl" -v rep="$rep" '/ built sha256:/ {b = $1} / exported and compressed / {x = $1} {end = $1}
+          END {printf "%s %s %.2f %.2f %.2f\n", wl, rep, b, x - b, end - x}' "$W/last.out" >> "$W/phases.tsv"
+      fi
       awk -v e="$e" '{w += $1; c += $3 + $4; if ($2 > m) m = $2} END {printf "%.2f %d %.2f%s\n", w, m, c, e}' "$W/cur"
       return
       ;;
@@ -344,7 +352,7 @@ done
 echo "== load after: $(uptime)"
 echo "== measured in $(( $(date +%s) - START )) s"
 
-python3 - "$RES" "$TOOLS" <<'PY' | tee "$OUT"
+python3 - "$RES" "$TOOLS" "$W/phases.tsv" <<'PY' | tee "$OUT"
 import statistics, sys
 tools = sys.argv[2].split()
 names = {"w1": "w1: 2,000 files / 70 MB, cold", "w2": "w2: one 512 MiB file, cold",
@@ -391,6 +399,19 @@ if eng:
     for w in eng:
         print(f"| {names[w]} | {mib(med(w, 'octopush', 1))} | {mib(med(w, 'octopush', 3))} | "
               f"{f(med(w, 'octopush', 2), '{:.2f}')} | {f(med(w, 'octopush', 4), '{:.2f}')} |")
+phases = {}
+for l in open(sys.argv[3]):
+    r = l.split()
+    if len(r) == 5: phases.setdefault(r[0], []).append([float(x) for x in r[2:]])
+if phases:
+    print("\noctopush's engine builds, phases (median s; from its log lines): the build until `built`, the export with "
+          "compression until `exported and compressed`, the rest (last uploads, manifest)\n")
+    print("| workload | build | export + compress | rest | runs (build / export / rest) |"); print("|---|---:|---:|---:|---|")
+    for w in [w for w in wls if w in phases]:
+        v = phases[w]
+        m = [statistics.median(x[i] for x in v) for i in range(3)]
+        print(f"| {names[w]} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | "
+              + "; ".join(" / ".join(f"{y:.1f}" for y in x) for x in v) + " |")
 print("\nEvery run, wall seconds (in order)\n")
 print("| workload | " + " | ".join(tools) + " |"); print("|---|" + "---|" * len(tools))
 for w in wls:
