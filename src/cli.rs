@@ -17,8 +17,25 @@ pub enum Kind {
 /// Which subcommands take an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
+    /// `meta`, `publish` and `merge`: names, tags, labels, annotations.
     All,
+    /// `publish` only: what to build and how.
     Publish,
+    /// `publish` and `merge`: what pushing needs (credentials, CA, parallelism).
+    Push,
+    /// `merge` only.
+    Merge,
+}
+
+impl Scope {
+    fn takes(self, subcommand: &str) -> bool {
+        match self {
+            All => true,
+            Publish => subcommand == "publish",
+            Push => subcommand == "publish" || subcommand == "merge",
+            Merge => subcommand == "merge",
+        }
+    }
 }
 
 pub struct InputDef {
@@ -43,7 +60,7 @@ const fn input(
 }
 
 use Kind::{Bool, Text};
-use Scope::{All, Publish};
+use Scope::{All, Merge, Publish, Push};
 
 /// Every input, in the order `action.yml` lists them.
 pub const INPUTS: &[InputDef] = &[
@@ -52,7 +69,7 @@ pub const INPUTS: &[InputDef] = &[
         Text,
         All,
         Some("publish"),
-        "What to do: `publish` (build, tag, push) or `meta` (compute tags and labels only)",
+        "What to do: `publish` (build, tag, push), `meta` (compute tags and labels only) or `merge` (merge images pushed by digest into one tagged index)",
     ),
     input(
         "registry",
@@ -75,18 +92,18 @@ pub const INPUTS: &[InputDef] = &[
         None,
         "Full image names to push to, one per line (overrides registry and repository), as docker/metadata-action takes them",
     ),
-    input("username", Text, Publish, Some("${{ github.actor }}"), "Registry user name"),
+    input("username", Text, Push, Some("${{ github.actor }}"), "Registry user name"),
     input(
         "password",
         Text,
-        Publish,
+        Push,
         Some("${{ github.token }}"),
         "Registry password or token; the workflow token by default",
     ),
     input(
         "registry_auth",
         Text,
-        Publish,
+        Push,
         None,
         "Credentials for other registries, one `HOST=USERNAME:PASSWORD` per line (from secrets); `username` and `password` go only to ghcr.io, docker.pkg.github.com and the `registry` host",
     ),
@@ -160,8 +177,8 @@ pub const INPUTS: &[InputDef] = &[
         None,
         "Also write the image locally: `oci:DIR` (OCI image layout) or `docker-archive:FILE` (a tar for `docker load`, one platform)",
     ),
-    input("ca_file", Text, Publish, None, "PEM file of extra CA certificates to trust for the registry"),
-    input("jobs", Text, Publish, Some("4"), "Blobs transferred at once"),
+    input("ca_file", Text, Push, None, "PEM file of extra CA certificates to trust for the registry"),
+    input("jobs", Text, Push, Some("4"), "Blobs transferred at once"),
     input(
         "cache_dir",
         Text,
@@ -209,17 +226,38 @@ pub const INPUTS: &[InputDef] = &[
         "Engine builder: secrets for `RUN --mount=type=secret,id=ID`, one `ID=value` per line (masked; never in a layer, the config or the log)",
     ),
     input("secret_files", Text, Publish, None, "Engine builder: secrets read from files, one `ID=PATH` per line"),
+    input(
+        "push_by_digest",
+        Bool,
+        Publish,
+        Some("false"),
+        "Push without tags, for a later `command: merge` job (a matrix with one job per platform); the job also leaves a hand-off tag the merge finds",
+    ),
+    input(
+        "sources",
+        Text,
+        Merge,
+        None,
+        "`command: merge`: the images to merge, one per line (`REPO@sha256:...`, a bare digest or a tag of the target); default: every image this run pushed by digest",
+    ),
 ];
 
 pub fn command() -> Command {
     let mut publish = Command::new("publish").about("Build an image from a Dockerfile, tag it and push it");
     let mut meta = Command::new("meta").about("Compute tags, labels and annotations without building or pushing");
+    let mut merge =
+        Command::new("merge").about("Merge images pushed by digest (one per platform) into one index, and tag it");
     for def in INPUTS.iter().filter(|d| d.name != "command") {
         let arg = flag(def);
-        if def.scope == All {
+        if def.scope.takes("meta") {
             meta = meta.arg(arg.clone());
         }
-        publish = publish.arg(arg);
+        if def.scope.takes("merge") {
+            merge = merge.arg(arg.clone());
+        }
+        if def.scope.takes("publish") {
+            publish = publish.arg(arg);
+        }
     }
     publish = publish.arg(
         Arg::new("example")
@@ -238,6 +276,7 @@ pub fn command() -> Command {
         .arg(Arg::new("debug").long("debug").global(true).action(ArgAction::SetTrue).help("Print debug lines"))
         .subcommand(publish)
         .subcommand(meta)
+        .subcommand(merge)
 }
 
 fn flag(def: &InputDef) -> Arg {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use octopush::builder::engine::{Endpoint, EngineOptions, SecretSource};
 use octopush::builder::{BuilderKind, Compression};
-use octopush::image::{ImageName, Platform};
+use octopush::image::{ImageName, ImageRef, Platform};
 use octopush::meta::{GitContext, MetaInputs};
 use octopush::registry::Credentials;
 use octopush::secret::Secret;
@@ -34,6 +34,7 @@ fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
 pub enum CommandKind {
     Publish,
     Meta,
+    Merge,
 }
 
 /// Everything a run needs, validated. Nothing below this reads the environment.
@@ -48,6 +49,8 @@ pub struct Config {
     /// Whether the computed OCI labels go on the image (`add_git_labels`).
     pub apply_labels: bool,
     pub publish: PublishConfig,
+    /// `command: merge`: the sources as given (empty: this run's hand-offs).
+    pub merge_sources: Vec<ImageRef>,
 }
 
 #[derive(Debug)]
@@ -75,6 +78,8 @@ pub struct PublishConfig {
     pub compression: Compression,
     /// `builder`: native, engine, or chosen from the Dockerfile.
     pub builder: BuilderKind,
+    /// `push_by_digest`: push untagged and leave a hand-off for the merge job.
+    pub push_by_digest: bool,
     /// Where the engine is (`DOCKER_HOST`, ...) and the engine builder's inputs; `tags` is filled by the run.
     pub engine: EngineOptions,
     /// `--example`: the embedded example replaces the context and Dockerfile.
@@ -87,7 +92,10 @@ impl Config {
         let command = match raw.get("command").map(str::trim).unwrap_or("publish") {
             "publish" => CommandKind::Publish,
             "meta" => CommandKind::Meta,
-            other => return Err(bad("command", format!("`{other}` is not a command: use `publish` or `meta`"))),
+            "merge" => CommandKind::Merge,
+            other => {
+                return Err(bad("command", format!("`{other}` is not a command: use `publish`, `meta` or `merge`")));
+            }
         };
         let git = GitContext::from_vars(&env.github_vars(), payload);
 
@@ -143,8 +151,24 @@ impl Config {
 
         let github_token =
             raw.get("github_token").or_else(|| env.non_empty("GITHUB_TOKEN")).map(|t| Secret::new(t.trim()));
+        let merge_sources = match (command, targets.first()) {
+            (CommandKind::Merge, Some(first)) => raw
+                .lines("sources")
+                .iter()
+                .map(|line| {
+                    octopush::merge::source_ref(line, first).map_err(|e| {
+                        bad(
+                            "sources",
+                            format!("`{line}` is not an image: {e} (use REPO@sha256:..., a digest or a tag)"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => Vec::new(),
+        };
         let publish = parse_publish(raw, env, targets)?;
         Ok(Config {
+            merge_sources,
             command,
             meta,
             git,
@@ -161,6 +185,10 @@ impl Config {
             return Ok(self);
         }
         let p = &self.publish;
+        if self.command == CommandKind::Merge {
+            self.check_push_credentials()?;
+            return Ok(self);
+        }
         if !p.context.is_dir() {
             return Err(bad(
                 "path",
@@ -195,18 +223,10 @@ impl Config {
             }
         }
         if p.push {
-            if let Some(gh) =
-                p.targets.iter().find(|t| is_github_registry(&t.registry) && !p.credentials.contains_key(&t.registry))
-            {
-                return Err(bad(
-                    "password",
-                    format!(
-                        "pushing to {} needs a token and none was given: pass `password: ${{{{ secrets.GITHUB_TOKEN }}}}` \
-                         (the default when the step runs in a workflow) and give the job `permissions: packages: write`",
-                        gh.registry
-                    ),
-                ));
-            }
+            self.check_push_credentials()?;
+        }
+        if p.push_by_digest && !p.push {
+            return Err(bad("push_by_digest", "`push_by_digest: true` pushes, so it cannot go with `push: false`"));
         }
         if !p.push && p.output.is_none() && p.docker_archive.is_none() {
             return Err(bad(
@@ -215,6 +235,22 @@ impl Config {
             ));
         }
         Ok(self)
+    }
+
+    /// GitHub's registries always need a token to push.
+    fn check_push_credentials(&self) -> Result<(), ConfigError> {
+        let p = &self.publish;
+        match p.targets.iter().find(|t| is_github_registry(&t.registry) && !p.credentials.contains_key(&t.registry)) {
+            None => Ok(()),
+            Some(gh) => Err(bad(
+                "password",
+                format!(
+                    "pushing to {} needs a token and none was given: pass `password: ${{{{ secrets.GITHUB_TOKEN }}}}` \
+                     (the default when the step runs in a workflow) and give the job `permissions: packages: write`",
+                    gh.registry
+                ),
+            )),
+        }
     }
 }
 
@@ -350,7 +386,9 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
             .ok_or_else(|| bad("builder", format!("`{b}` is not a builder: use {}", BuilderKind::NAMES.join(", "))))?,
     };
     let engine = parse_engine(raw, env, &resolve)?;
+    let push_by_digest = raw.bool("push_by_digest").map_err(|m| bad("push_by_digest", m))?.unwrap_or(false);
     Ok(PublishConfig {
+        push_by_digest,
         targets,
         context,
         dockerfile,
@@ -497,7 +535,7 @@ mod tests {
         let e = parse(&[("repository", "a/b"), ("output", "tar:x")], &[]).unwrap_err().to_string();
         assert!(e.contains("oci:DIR"), "{e}");
         let e = parse(&[("command", "deploy"), ("repository", "a/b")], &[]).unwrap_err().to_string();
-        assert!(e.contains("`publish` or `meta`"), "{e}");
+        assert!(e.contains("`publish`, `meta` or `merge`"), "{e}");
         let e = parse(&[], &[]).unwrap_err().to_string();
         assert!(e.contains("set `repository`"), "{e}");
         let e = parse(&[("repository", "a/b")], &[("SOURCE_DATE_EPOCH", "yesterday")]).unwrap_err().to_string();

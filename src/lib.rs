@@ -6,8 +6,10 @@
 pub mod builder;
 pub mod docker_archive;
 pub mod dockerfile;
+pub mod handoff;
 pub mod image;
 pub mod layout;
+pub mod merge;
 pub mod meta;
 pub mod progress;
 pub mod publish;

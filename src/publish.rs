@@ -27,6 +27,8 @@ pub enum PublishError {
     Layout { dir: PathBuf, source: crate::layout::LayoutError },
     #[error("writing the docker archive {}: {source}", path.display())]
     DockerArchive { path: PathBuf, source: crate::docker_archive::DockerArchiveError },
+    #[error(transparent)]
+    Handoff(#[from] crate::handoff::HandoffError),
 }
 
 /// What to build and where it goes.
@@ -47,6 +49,8 @@ pub struct PublishRequest {
     pub annotations: BTreeMap<String, String>,
     /// Annotations on the index (multi-platform builds only).
     pub index_annotations: BTreeMap<String, String>,
+    /// `push_by_digest`: push without tags, and leave a hand-off for the merge job of this run.
+    pub by_digest: Option<crate::handoff::Scope>,
 }
 
 /// What was published.
@@ -59,6 +63,8 @@ pub struct Published {
     /// `REGISTRY/REPOSITORY:TAG` for every pushed tag.
     pub references: Vec<String>,
     pub platforms: Vec<Platform>,
+    /// Each image's manifest digest with its platform (the image itself for a single-platform push).
+    pub manifests: Vec<(Platform, Digest)>,
     pub layout: Option<PathBuf>,
     /// Bytes of every blob and the manifest(s).
     pub size: u64,
@@ -122,10 +128,49 @@ pub async fn publish(
     })
     .await?;
     let artifact = with_annotations(artifact, &req.annotations, &req.index_annotations);
+    // By digest: no tag, then the hand-off a merge job finds.
+    let tags: &[String] = if req.by_digest.is_some() { &[] } else { &req.tags };
+    let delivery = Delivery {
+        targets: req.targets.clone(),
+        tags: tags.to_vec(),
+        layout: req.layout.clone(),
+        docker_archive: req.docker_archive.clone(),
+    };
+    let published = deliver(client, &artifact, &delivery, &ahead, progress).await?;
+    if let Some(scope) = &req.by_digest {
+        for target in &req.targets {
+            crate::handoff::leave(client, target, &artifact, scope, progress).await?;
+        }
+    }
+    Ok(published)
+}
+
+/// Where a finished image value goes: registries (every tag to every target, by digest when there is no tag),
+/// an OCI layout, a docker archive.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    pub targets: Vec<ImageName>,
+    pub tags: Vec<String>,
+    pub layout: Option<PathBuf>,
+    pub docker_archive: Option<crate::docker_archive::DockerArchiveOutput>,
+}
+
+/// Sends `artifact` everywhere `delivery` says. `ahead` holds, per target, the blobs already pushed while the
+/// image was built ([`push_while`]); it may be empty.
+pub async fn deliver(
+    client: &RegistryClient,
+    artifact: &Artifact,
+    delivery: &Delivery,
+    ahead: &[BTreeMap<Digest, BlobOutcome>],
+    progress: &dyn Progress,
+) -> Result<Published, PublishError> {
     let manifest = artifact.manifest();
     let images = artifact.images();
     let image_id = images.first().map(|i| i.config_blob().descriptor.digest).unwrap_or_else(|| manifest.digest.clone());
-    let platforms = images.iter().map(|i| i.platform()).collect();
+    // Attestation manifests ride along in an index; they are not platforms.
+    let platform_images = images.iter().filter(|i| !i.is_attestation());
+    let platforms = platform_images.clone().map(|i| i.index_platform()).collect();
+    let manifests = platform_images.map(|i| (i.index_platform(), i.manifest().digest)).collect();
     let size =
         images.iter().flat_map(|i| i.blobs()).map(|b| b.descriptor.size).sum::<u64>() + manifest.bytes.len() as u64;
 
@@ -134,6 +179,7 @@ pub async fn publish(
         image_id,
         references: Vec::new(),
         platforms,
+        manifests,
         layout: None,
         size,
         uploaded: 0,
@@ -142,18 +188,20 @@ pub async fn publish(
         bytes_uploaded: 0,
         reports: Vec::new(),
     };
-    for (target, done) in req.targets.iter().zip(&ahead) {
-        let report = registry::push_after(client, target, &artifact, &req.tags, done, progress).await?;
+    let none = BTreeMap::new();
+    for (i, target) in delivery.targets.iter().enumerate() {
+        let done = ahead.get(i).unwrap_or(&none);
+        let report = registry::push_after(client, target, artifact, &delivery.tags, done, progress).await?;
         published.uploaded += report.uploaded;
         published.mounted += report.mounted;
         published.skipped += report.skipped;
         published.bytes_uploaded += report.bytes_uploaded;
-        published.references.extend(req.tags.iter().map(|t| format!("{target}:{t}")));
+        published.references.extend(delivery.tags.iter().map(|t| format!("{target}:{t}")));
         published.reports.push(report);
     }
-    if let Some(dir) = &req.layout {
-        let tag = req.tags.first().map(String::as_str);
-        crate::layout::write_layout(dir, &artifact, tag, Some(client))
+    if let Some(dir) = &delivery.layout {
+        let tag = delivery.tags.first().map(String::as_str);
+        crate::layout::write_layout(dir, artifact, tag, Some(client))
             .await
             .map_err(|source| PublishError::Layout { dir: dir.clone(), source })?;
         progress.info(&format!(
@@ -163,8 +211,8 @@ pub async fn publish(
         ));
         published.layout = Some(dir.clone());
     }
-    if let Some(out) = &req.docker_archive {
-        crate::docker_archive::write_docker_archive(&out.path, &artifact, &out.repo_tags, Some(client))
+    if let Some(out) = &delivery.docker_archive {
+        crate::docker_archive::write_docker_archive(&out.path, artifact, &out.repo_tags, Some(client))
             .await
             .map_err(|source| PublishError::DockerArchive { path: out.path.clone(), source })?;
         progress.info(&format!("wrote the docker archive {}", out.path.display()));

@@ -87,10 +87,16 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             }
             Ok(())
         }
-        CommandKind::Publish => {
+        CommandKind::Publish | CommandKind::Merge => {
             let started = Instant::now();
-            let workspace = env.non_empty("GITHUB_WORKSPACE");
-            let published = publish_image(&config, &meta, clock.timestamp(), workspace, log).await?;
+            let published = match config.command {
+                CommandKind::Merge => merge_images(&config, &meta, env, log).await?,
+                _ => {
+                    let workspace = env.non_empty("GITHUB_WORKSPACE");
+                    let scope = config.publish.push_by_digest.then(|| handoff_scope(&config, env));
+                    publish_image(&config, &meta, clock.timestamp(), workspace, scope, log).await?
+                }
+            };
             let elapsed = started.elapsed();
             let mut outputs = meta_outputs(&meta);
             outputs.extend(publish_outputs(&published));
@@ -102,6 +108,50 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             Ok(())
         }
     }
+}
+
+/// The run a `push_by_digest` hand-off belongs to and a merge looks for: `GITHUB_RUN_ID`, `GITHUB_RUN_ATTEMPT`
+/// and the commit (outside a workflow, `local` and `1`).
+fn handoff_scope(config: &Config, env: &Env) -> octopush::handoff::Scope {
+    octopush::handoff::Scope {
+        run_id: env.non_empty("GITHUB_RUN_ID").unwrap_or("local").trim().to_string(),
+        attempt: env.non_empty("GITHUB_RUN_ATTEMPT").unwrap_or("1").trim().to_string(),
+        sha: config.git.sha.clone(),
+    }
+}
+
+async fn merge_images(config: &Config, meta: &Meta, env: &Env, log: &Log) -> anyhow::Result<Published> {
+    let client = registry_client(config, log)?;
+    let request = octopush::merge::MergeRequest {
+        sources: config.merge_sources.clone(),
+        scope: Some(handoff_scope(config, env)),
+        delivery: publish::Delivery {
+            targets: config.publish.targets.clone(),
+            tags: meta.tag_names.clone(),
+            layout: None,
+            docker_archive: None,
+        },
+        index_annotations: meta.annotations_at("index"),
+    };
+    log.group("Merge and push");
+    let result = octopush::merge::merge(&client, &request, log).await;
+    log.end_group();
+    Ok(result?)
+}
+
+/// The registry client with every credential the inputs and the docker config give (their secrets masked).
+fn registry_client(config: &Config, log: &Log) -> anyhow::Result<RegistryClient> {
+    let p = &config.publish;
+    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
+    let client = RegistryClient::new(options)?;
+    for (host, creds) in &p.credentials {
+        client.set_credentials(host, creds.clone());
+    }
+    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
+        let log = log.clone();
+        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
+    }
+    Ok(client)
 }
 
 /// Writes the embedded example into a temporary folder and fills the inputs it needs.
@@ -154,18 +204,11 @@ async fn publish_image(
     meta: &Meta,
     created: i64,
     workspace: Option<&str>,
+    by_digest: Option<octopush::handoff::Scope>,
     log: &Log,
 ) -> anyhow::Result<Published> {
     let p = &config.publish;
-    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
-    let client = RegistryClient::new(options)?;
-    for (host, creds) in &p.credentials {
-        client.set_credentials(host, creds.clone());
-    }
-    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
-        let log = log.clone();
-        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
-    }
+    let client = registry_client(config, log)?;
     // Inside the cache directory when there is one, so new layers are hard-linked into it rather than copied.
     let work = match p.cache_dir.as_deref().map(|d| std::fs::create_dir_all(d).map(|_| d)) {
         Some(Ok(dir)) => tempfile::Builder::new().prefix("work-").tempdir_in(dir),
@@ -202,6 +245,7 @@ async fn publish_image(
             .map(|path| octopush::docker_archive::DockerArchiveOutput { path, repo_tags: references.clone() }),
         annotations: meta.annotations_at("manifest"),
         index_annotations: meta.annotations_at("index"),
+        by_digest,
     };
     log.group("Build and push");
     let result = publish::publish(&client, &request, log).await;

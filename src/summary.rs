@@ -10,8 +10,10 @@ use octopush::publish::Published;
 pub fn markdown(p: &Published, meta: &Meta, elapsed: Duration) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### Published with octopush\n");
-    if p.references.is_empty() {
+    if p.references.is_empty() && p.reports.is_empty() {
         let _ = writeln!(s, "Built, not pushed (`push: false`).\n");
+    } else if p.references.is_empty() {
+        let _ = writeln!(s, "Pushed by digest, without a tag (`push_by_digest`), for a `command: merge` job.\n");
     }
     let _ = writeln!(s, "| | |\n|---|---|");
     for r in &p.references {
@@ -49,8 +51,11 @@ pub fn markdown(p: &Published, meta: &Meta, elapsed: Duration) -> String {
 }
 
 pub fn one_line(p: &Published, elapsed: Duration) -> String {
-    let what =
-        if p.references.is_empty() { "built".to_string() } else { format!("pushed {}", p.references.join(", ")) };
+    let what = match (p.references.is_empty(), p.reports.is_empty()) {
+        (false, _) => format!("pushed {}", p.references.join(", ")),
+        (true, false) => "pushed by digest".to_string(),
+        (true, true) => "built".to_string(),
+    };
     format!(
         "{what} ({}) in {:.1} s: {} blobs uploaded, {} mounted, {} already there",
         p.manifest.digest,
@@ -68,6 +73,10 @@ pub fn metadata_json(p: &Published) -> serde_json::Value {
         "imageId": p.image_id,
         "references": p.references,
         "platforms": p.platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "manifests": p.manifests.iter().map(|(platform, digest)| serde_json::json!({
+            "platform": platform.to_string(),
+            "digest": digest,
+        })).collect::<Vec<_>>(),
         "size": p.size,
         "blobs": { "uploaded": p.uploaded, "mounted": p.mounted, "skipped": p.skipped, "bytesUploaded": p.bytes_uploaded },
         "layout": p.layout,

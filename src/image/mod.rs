@@ -45,15 +45,25 @@ pub struct Layer {
 
 /// An image value. Functions that change it take `self` and return the new value.
 ///
-/// An image read from a place (the engine's export) keeps the exact config bytes it was read with, so its
-/// config digest (the image ID) stays what the place says; a change to the config serialises it anew.
+/// An image read from a place (a registry, the engine's export) keeps the exact bytes it was read with: its
+/// config (so the image ID stays what the place says) and, from a registry, its manifest (so its digest and
+/// media type, Docker schema 2 included, stay the same when it moves). A change serialises anew what it touches:
+/// a new layer or config change both, new annotations the manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
     config: ImageConfig,
     /// The config's bytes as read, while the config is unchanged.
     raw_config: Option<Bytes>,
+    /// The manifest as read, while nothing it describes has changed.
+    raw_manifest: Option<RawManifest>,
+    /// The repository the config was read from, while it is unchanged: pushing to the same registry mounts it.
+    config_home: Option<ImageName>,
     layers: Vec<Layer>,
     annotations: BTreeMap<String, String>,
+    /// How an index lists the image, as the index it was read from said: its platform (which may be more precise
+    /// than the config's) and the descriptor's annotations (an attestation names its subject there).
+    entry_platform: Option<Platform>,
+    entry_annotations: BTreeMap<String, String>,
 }
 
 impl Image {
@@ -65,19 +75,71 @@ impl Image {
             variant: platform.variant.clone(),
             ..ImageConfig::default()
         };
-        Image { config, raw_config: None, layers: Vec::new(), annotations: BTreeMap::new() }
+        Self::from_parts(config, Vec::new())
     }
 
     /// An image from a base's config and layers (layer count must match `rootfs.diff_ids`; the caller checks).
     pub fn from_parts(config: ImageConfig, layers: Vec<Layer>) -> Image {
-        Image { config, raw_config: None, layers, annotations: BTreeMap::new() }
+        Image {
+            config,
+            raw_config: None,
+            raw_manifest: None,
+            config_home: None,
+            layers,
+            annotations: BTreeMap::new(),
+            entry_platform: None,
+            entry_annotations: BTreeMap::new(),
+        }
     }
 
     /// An image from config bytes as a place gave them, kept byte for byte, and its layers (bottom up, one per
     /// `rootfs.diff_ids` entry; the caller checks).
     pub fn from_raw_config(raw: Bytes, layers: Vec<Layer>) -> Result<Image, serde_json::Error> {
         let config = serde_json::from_slice(&raw)?;
-        Ok(Image { config, raw_config: Some(raw), layers, annotations: BTreeMap::new() })
+        Ok(Image { raw_config: Some(raw), ..Self::from_parts(config, layers) })
+    }
+
+    /// An image as the registry repository `home` holds it: its manifest and config bytes kept, its layers (the
+    /// manifest's, with the config's diff_ids; the caller checks they match) left where they are. The manifest's
+    /// annotations are the image's.
+    pub fn from_registry(
+        home: &ImageName,
+        manifest: RawManifest,
+        config: Bytes,
+        layers: Vec<Layer>,
+    ) -> Result<Image, serde_json::Error> {
+        let parsed: Manifest = serde_json::from_slice(&manifest.bytes)?;
+        let image = Self::from_raw_config(config, layers)?;
+        Ok(Image {
+            raw_manifest: Some(manifest),
+            config_home: Some(home.clone()),
+            annotations: parsed.annotations.unwrap_or_default(),
+            ..image
+        })
+    }
+
+    /// The image as an index lists it: `platform` (else the config's) and the entry's annotations.
+    pub fn with_index_entry(mut self, platform: Option<Platform>, annotations: BTreeMap<String, String>) -> Image {
+        self.entry_platform = platform;
+        self.entry_annotations = annotations;
+        self
+    }
+
+    /// The platform an index lists the image under.
+    pub fn index_platform(&self) -> Platform {
+        self.entry_platform.clone().unwrap_or_else(|| self.platform())
+    }
+
+    pub fn index_annotations(&self) -> &BTreeMap<String, String> {
+        &self.entry_annotations
+    }
+
+    /// Whether this is an attestation manifest rather than a platform's image: `unknown/unknown`, or an index
+    /// entry that names the image it describes (`vnd.docker.reference.type`, as BuildKit writes them).
+    pub fn is_attestation(&self) -> bool {
+        let p = self.index_platform();
+        (p.os == "unknown" && p.architecture == "unknown")
+            || self.entry_annotations.contains_key("vnd.docker.reference.type")
     }
 
     pub fn config(&self) -> &ImageConfig {
@@ -100,12 +162,16 @@ impl Image {
     pub fn with_config(mut self, f: impl FnOnce(&mut ImageConfig)) -> Image {
         f(&mut self.config);
         self.raw_config = None;
+        self.config_home = None;
+        self.raw_manifest = None;
         self
     }
 
     /// The image with `layer` on top, recorded in `rootfs` and `history`.
     pub fn with_layer(mut self, layer: Layer, history: History) -> Image {
         self.raw_config = None;
+        self.config_home = None;
+        self.raw_manifest = None;
         self.config.rootfs.diff_ids.push(layer.diff_id.clone());
         self.config.history.push(history);
         self.layers.push(layer);
@@ -115,26 +181,40 @@ impl Image {
     /// The image with a history entry for an instruction that made no layer.
     pub fn with_empty_history(mut self, mut history: History) -> Image {
         self.raw_config = None;
+        self.config_home = None;
+        self.raw_manifest = None;
         history.empty_layer = Some(true);
         self.config.history.push(history);
         self
     }
 
     pub fn with_annotations(mut self, annotations: BTreeMap<String, String>) -> Image {
+        if annotations.iter().any(|(k, v)| self.annotations.get(k) != Some(v)) {
+            self.raw_manifest = None;
+        }
         self.annotations.extend(annotations);
         self
     }
 
-    /// The config blob: the bytes it was read with, else the config serialised; and their descriptor.
+    /// The config blob: the bytes it was read with, else the config serialised; and their descriptor. A config
+    /// still as a registry holds it is sourced from there, so a push to the same registry mounts it.
     pub fn config_blob(&self) -> Blob {
         let bytes = self.raw_config.clone().unwrap_or_else(|| Bytes::from(to_canonical_json(&self.config)));
         let descriptor = Descriptor::new(media_type::OCI_CONFIG, Digest::of(&bytes), bytes.len() as u64);
-        Blob { descriptor, source: BlobSource::Bytes(bytes) }
+        let source = match &self.config_home {
+            Some(home) => BlobSource::Registry(home.clone()),
+            None => BlobSource::Bytes(bytes),
+        };
+        Blob { descriptor, source }
     }
 
-    /// The OCI manifest for this image, with its bytes and digest. Docker layer media types of base layers are
-    /// written as their OCI equivalents (the bytes are the same gzip tar), as buildah does for OCI output.
+    /// The manifest for this image, with its bytes and digest: the one it was read with, else an OCI manifest.
+    /// Docker layer media types of base layers are written as their OCI equivalents (the bytes are the same gzip
+    /// tar), as buildah does for OCI output.
     pub fn manifest(&self) -> RawManifest {
+        if let Some(raw) = &self.raw_manifest {
+            return raw.clone();
+        }
         let layers = self
             .layers
             .iter()
@@ -196,7 +276,8 @@ impl ImageIndex {
             .iter()
             .map(|img| {
                 let mut d = img.manifest().descriptor();
-                d.platform = Some(img.platform());
+                d.platform = Some(img.index_platform());
+                d.annotations = (!img.entry_annotations.is_empty()).then(|| img.entry_annotations.clone());
                 d
             })
             .collect();
@@ -292,6 +373,39 @@ mod tests {
         let changed = img.with_config(|c| c.os = "linux".into());
         assert_ne!(changed.config_blob().descriptor.digest, Digest::of(&raw), "a changed config is serialised anew");
         assert!(Image::from_raw_config(Bytes::from_static(b"not json"), Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_manifest_read_from_a_registry_is_kept_until_something_it_describes_changes() {
+        // A Docker schema 2 manifest, with its own spacing: written back, it must stay byte for byte.
+        let config =
+            Bytes::from_static(br#"{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+        let json = format!(
+            r#"{{"schemaVersion": 2, "mediaType": "{}", "config": {{"mediaType": "{}", "digest": "{}", "size": {}}}, "layers": []}}"#,
+            media_type::DOCKER_MANIFEST,
+            media_type::DOCKER_CONFIG,
+            Digest::of(&config),
+            config.len()
+        );
+        let raw = RawManifest::new(media_type::DOCKER_MANIFEST, json.into_bytes());
+        let home = ImageName::new("ghcr.io", "octo/app").unwrap();
+        let img = Image::from_registry(&home, raw.clone(), config, Vec::new()).unwrap();
+        assert_eq!(img.config_blob().source, BlobSource::Registry(home), "mountable from where it was read");
+        assert_eq!(img.manifest(), raw, "exact bytes, media type and digest");
+        assert_eq!(img.clone().with_annotations(BTreeMap::new()).manifest(), raw, "no new annotation, no change");
+        let annotated = img.clone().with_annotations(BTreeMap::from([("a".into(), "b".into())]));
+        assert_ne!(annotated.manifest().digest, raw.digest);
+        assert_eq!(annotated.manifest().media_type, media_type::OCI_MANIFEST);
+        let entry = img.with_index_entry(Some(Platform::new("linux", "arm64", Some("v8"))), BTreeMap::new());
+        let index = ImageIndex { images: vec![entry], annotations: BTreeMap::new() };
+        let parsed: Index = serde_json::from_slice(&index.manifest().bytes).unwrap();
+        assert_eq!(parsed.manifests[0].digest, raw.digest);
+        assert_eq!(parsed.manifests[0].media_type, media_type::DOCKER_MANIFEST);
+        assert_eq!(
+            parsed.manifests[0].platform.as_ref().unwrap().to_string(),
+            "linux/arm64/v8",
+            "the entry's platform"
+        );
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub fn repository_scope(repository: &str, action: Action) -> String {
     match action {
         Action::Pull => format!("repository:{repository}:pull"),
         Action::Push => format!("repository:{repository}:pull,push"),
+        Action::Delete => format!("repository:{repository}:delete"),
     }
 }
 

@@ -13,6 +13,8 @@ use crate::image::Digest;
 pub enum Action {
     Pull,
     Push,
+    /// Deleting a manifest (distribution's token scope `delete`).
+    Delete,
 }
 
 /// The advice for a refused push, registry-independent because GitHub's registries are the usual case.
@@ -122,6 +124,10 @@ fn unauthorized(registry: &str, repository: &str, action: Action, username: Opti
             "pulling {registry}/{repository} needs credentials: check the image name (registries answer 401 for \
              repositories that do not exist) or set the `username` and `password` inputs"
         ),
+        (Action::Delete, _) => format!(
+            "the registry {registry} did not let these credentials delete manifests of {registry}/{repository}: \
+             they need delete rights there"
+        ),
     }
 }
 
@@ -133,6 +139,7 @@ fn denied(registry: &str, repository: &str, action: Action, message: &str) -> St
             "reading {registry}/{repository} was denied{said}: check that the `username` and `password` inputs may \
              read it"
         ),
+        Action::Delete => format!("deleting from {registry}/{repository} was denied{said}"),
     }
 }
 

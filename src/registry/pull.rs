@@ -1,5 +1,7 @@
-//! Base-image resolution for builds: the manifest (through an index, for the wanted platform) and the config
-//! are read; layers become `BlobSource::Registry` references and are never downloaded here.
+//! Reading images from a registry without downloading their layers: base-image resolution for builds (the
+//! manifest through an index, for the wanted platform, and the config), and [`read_images`], which keeps every
+//! manifest and config byte for byte (images that only move: merge, install). Layers become
+//! `BlobSource::Registry` references and are never downloaded here.
 
 use serde::de::DeserializeOwned;
 
@@ -61,6 +63,62 @@ pub async fn resolve_image(client: &RegistryClient, r: &ImageRef, platform: &Pla
         })
         .collect();
     Ok(Image::from_parts(config, layers))
+}
+
+/// Every image `r` names, as the registry holds it: the one image, or each image of its index with the entry's
+/// platform and annotations (attestation manifests included). Manifests and configs keep their bytes; layers stay
+/// in `r`'s repository.
+pub async fn read_images(client: &RegistryClient, r: &ImageRef) -> Result<Vec<Image>, RegistryError> {
+    let top = client.get_manifest(&r.name, r.reference()).await?;
+    if !media_type::is_index(&top.media_type) {
+        return Ok(vec![read_manifest(client, r, top).await?]);
+    }
+    let index: Index = parse(r, &top, "index")?;
+    let mut images = Vec::new();
+    for entry in &index.manifests {
+        if !media_type::is_manifest(&entry.media_type) {
+            return Err(RegistryError::NotAnImage {
+                reference: r.to_string(),
+                detail: format!("its index lists {} of media type {}", entry.digest, entry.media_type),
+            });
+        }
+        let raw = client.get_manifest(&r.name, entry.digest.as_str()).await?;
+        let image = read_manifest(client, r, raw).await?;
+        images.push(image.with_index_entry(entry.platform.clone(), entry.annotations.clone().unwrap_or_default()));
+    }
+    Ok(images)
+}
+
+/// One image manifest of `r` and its config, both kept as read.
+async fn read_manifest(client: &RegistryClient, r: &ImageRef, raw: RawManifest) -> Result<Image, RegistryError> {
+    let manifest: Manifest = parse(r, &raw, "manifest")?;
+    let config_bytes = client.fetch_blob_bytes(&r.name, &manifest.config).await?;
+    let invalid = |e: serde_json::Error| RegistryError::Protocol {
+        registry: r.name.registry.clone(),
+        message: format!("the config of {r} ({}) is not an image config: {e}", manifest.config.digest),
+    };
+    let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(invalid)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(RegistryError::NotAnImage {
+            reference: r.to_string(),
+            detail: format!(
+                "{} lists {} layers but its config has {} diff_ids",
+                raw.digest,
+                manifest.layers.len(),
+                config.rootfs.diff_ids.len()
+            ),
+        });
+    }
+    let layers = manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .map(|(desc, diff_id)| Layer {
+            blob: Blob { descriptor: desc.clone(), source: BlobSource::Registry(r.name.clone()) },
+            diff_id: diff_id.clone(),
+        })
+        .collect();
+    Image::from_registry(&r.name, raw, config_bytes, layers).map_err(invalid)
 }
 
 /// The platforms `r` offers: its index's entries, or the one its config names.
