@@ -28,12 +28,12 @@ TMO=${BENCH_TIMEOUT:-300}
 OUT=${BENCH_OUT:-$ROOT/bench/last-table.md}
 
 need=()
-for c in docker-registry skopeo buildah dockerd busybox jq python3; do command -v "$c" >/dev/null || need+=("$c"); done
+for c in docker-registry skopeo buildah dockerd busybox jq python3 curl; do command -v "$c" >/dev/null || need+=("$c"); done
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing missing packages (${need[*]})"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry skopeo umoci buildah \
-    busybox-static jq docker.io time >/dev/null
+    busybox-static jq docker.io time curl >/dev/null
 fi
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
   # shellcheck source=/dev/null
@@ -209,7 +209,7 @@ DOCKERFILE
 echo "   site: $(find "$W/ctx-site/site" -type f | wc -l) files, $(du -sb "$W/ctx-site/site" | cut -f1) bytes; big: $(stat -c %s "$W/ctx-big/data/blob.bin") bytes"
 
 # ---------- measurement ----------
-RES=$W/results.tsv; : > "$RES"; : > "$W/phases.tsv"
+RES=$W/results.tsv; : > "$RES"; : > "$W/phases.tsv"; : > "$W/save.tsv"
 # run LABEL CMD... : appends "wall rss_kib user_s sys_s" of one command to $W/cur, or returns 1
 # The tool's output goes to the log with each line's time since the start (busybox ts), and to $W/last.out.
 run() {
@@ -321,6 +321,9 @@ w5_push() {
   $DOCKER tag "$src" "$REG/docker/w5push-r$rep:t"
   r=$(one_run docker w5push "$rep" "docker/w5push-r$rep"); echo "w5push docker $rep $r" >> "$RES"
   echo "   rep $rep w5-push docker: $r"
+  # the engine's export alone, what octopush reads: GET /images/{id}/get to /dev/null (first byte, last byte, bytes)
+  curl -s --unix-socket "$D/docker.sock" "http://engine/images/$src/get" -o /dev/null \
+    -w "%{time_starttransfer} %{time_total} %{size_download}\n" >> "$W/save.tsv"
 }
 
 START=$(date +%s)
@@ -352,7 +355,7 @@ done
 echo "== load after: $(uptime)"
 echo "== measured in $(( $(date +%s) - START )) s"
 
-python3 - "$RES" "$TOOLS" "$W/phases.tsv" <<'PY' | tee "$OUT"
+python3 - "$RES" "$TOOLS" "$W/phases.tsv" "$W/save.tsv" <<'PY' | tee "$OUT"
 import statistics, sys
 tools = sys.argv[2].split()
 names = {"w1": "w1: 2,000 files / 70 MB, cold", "w2": "w2: one 512 MiB file, cold",
@@ -412,6 +415,12 @@ if phases:
         m = [statistics.median(x[i] for x in v) for i in range(3)]
         print(f"| {names[w]} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | "
               + "; ".join(" / ".join(f"{y:.1f}" for y in x) for x in v) + " |")
+save = [[float(x) for x in l.split()] for l in open(sys.argv[4]) if len(l.split()) == 3]
+if save:
+    print(f"\nThe engine's export alone (GET /images/{{id}}/get of the w5 image to /dev/null, {save[0][2] / 1e6:.0f} MB): "
+          f"first byte after {statistics.median(x[0] for x in save):.2f} s, last after "
+          f"{statistics.median(x[1] for x in save):.2f} s (median; runs: "
+          + "; ".join(f"{x[0]:.2f} / {x[1]:.2f}" for x in save) + ")")
 print("\nEvery run, wall seconds (in order)\n")
 print("| workload | " + " | ".join(tools) + " |"); print("|---|" + "---|" * len(tools))
 for w in wls:
