@@ -23,16 +23,29 @@ registry_pid=$REGISTRY_PID
 registry=$REGISTRY
 echo "== local registry at $registry"
 
-sha=$(git rev-parse HEAD 2>/dev/null || echo 0000000000000000000000000000000000000000)
-# The commit time is the build clock, so the same commit always gives the same digest.
-SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
-export SOURCE_DATE_EPOCH
-echo "== octopush publish --example"
-GITHUB_SHA=$sha GITHUB_REF=refs/heads/main GITHUB_REPOSITORY=octopush/example \
-  "$bin" publish --example --registry "$registry" --repository octopush/example \
+# A small base with a shell, made here from Debian's static busybox (no registry of the internet is needed).
+busybox=/bin/busybox   # busybox-static, installed by install-test-deps.sh
+python3 scripts/lib/busybox_base.py "$work/base" "$busybox"
+skopeo copy -q --dest-tls-verify=false "oci:$work/base:1" "docker://$registry/base/busybox:1"
+base=$registry/base/busybox:1
+
+# The commit comes from this checkout (its time is the build clock), so the same commit gives the same digest.
+echo "== octopush publish --example (on $base)"
+"$bin" publish --example --build-args "BASE=$base" --registry "$registry" --repository octopush/example \
   --tags latest --tag-with-sha --output oci:out/example
 
 echo "== checking with skopeo"
 skopeo inspect --tls-verify=false "docker://$registry/octopush/example:latest" | jq '{Digest, Labels, Layers}'
 skopeo inspect "oci:out/example:latest" | jq '{Digest}'
-echo "done: pushed to $registry (stopped now) and written to ./out/example"
+
+# A next step that outlives the registry: the same image as a tar for `docker load`.
+"$bin" publish --example --build-args "BASE=$base" --registry "$registry" --repository octopush/example \
+  --tags latest --push false --output docker-archive:out/example.tar
+reference=$registry/octopush/example:latest
+if docker info >/dev/null 2>&1; then
+  echo "== docker load and run (the Docker Engine at ${DOCKER_HOST:-/var/run/docker.sock})"
+  docker load -i out/example.tar
+  docker run --rm "$reference" cat /etc/hello.txt
+fi
+echo "done: pushed to $registry (stopped now), written to ./out/example (OCI layout) and ./out/example.tar"
+echo "next: docker load -i out/example.tar && docker run --rm -p 8080:8080 $reference   # then open http://localhost:8080"

@@ -25,15 +25,27 @@ pub enum Scope {
     Push,
     /// `merge` only.
     Merge,
+    /// `prune` only.
+    Prune,
+    /// `restore` only.
+    Restore,
+    /// `prune` and `restore`.
+    Packages,
 }
 
 impl Scope {
-    fn takes(self, subcommand: &str) -> bool {
-        match self {
-            All => true,
-            Publish => subcommand == "publish",
-            Push => subcommand == "publish" || subcommand == "merge",
-            Merge => subcommand == "merge",
+    /// Whether the subcommand `sub` takes the input `name` of this scope.
+    fn takes(self, name: &str, sub: &str) -> bool {
+        match sub {
+            "prune" => matches!(self, Prune | Packages) || PRUNE_SHARED.contains(&name),
+            "restore" => matches!(self, Restore | Packages) || RESTORE_SHARED.contains(&name),
+            _ => match self {
+                All => true,
+                Publish => sub == "publish",
+                Push => sub == "publish" || sub == "merge",
+                Merge => sub == "merge",
+                Prune | Restore | Packages => false,
+            },
         }
     }
 }
@@ -42,9 +54,8 @@ pub struct InputDef {
     pub name: &'static str,
     pub kind: Kind,
     pub scope: Scope,
-    /// The default `action.yml` declares (expressions the runner evaluates, such as `${{ github.token }}`); the
-    /// runner applies it, so only the test that keeps `action.yml` in step reads it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The default `action.yml` declares (expressions the runner evaluates, such as `${{ github.token }}`): the
+    /// runner applies it; `--help` shows it; a test keeps `action.yml` in step with it.
     pub action_default: Option<&'static str>,
     pub help: &'static str,
 }
@@ -60,7 +71,22 @@ const fn input(
 }
 
 use Kind::{Bool, Text};
-use Scope::{All, Merge, Publish, Push};
+use Scope::{All, Merge, Packages, Prune, Publish, Push, Restore};
+
+/// The inputs of other scopes that `prune` and `restore` take too: where the image is, the tokens, and (for
+/// `prune`, which reads the registry as publishing does) the registry credentials.
+const PRUNE_SHARED: &[&str] = &[
+    "registry",
+    "repository",
+    "images",
+    "github_token",
+    "username",
+    "password",
+    "registry_auth",
+    "ca_file",
+    "insecure_registries",
+];
+const RESTORE_SHARED: &[&str] = &["registry", "repository", "images", "github_token"];
 
 /// Every input, in the order `action.yml` lists them.
 pub const INPUTS: &[InputDef] = &[
@@ -69,7 +95,7 @@ pub const INPUTS: &[InputDef] = &[
         Text,
         All,
         Some("publish"),
-        "What to do: `publish` (build, tag, push), `meta` (compute tags and labels only) or `merge` (merge images pushed by digest into one tagged index)",
+        "What to do: `publish` (build, tag, push), `meta` (compute tags and labels only), `merge` (merge images pushed by digest into one tagged index), `prune` (delete package versions by a retention policy) or `restore` (undo a prune)",
     ),
     input(
         "registry",
@@ -169,7 +195,13 @@ pub const INPUTS: &[InputDef] = &[
     input("target", Text, Publish, None, "Build stage to stop at"),
     input("build_args", Text, Publish, None, "Build arguments, `NAME=value`, comma-separated or one per line"),
     input("platforms", Text, Publish, None, "Platforms to build, e.g. `linux/amd64,linux/arm64`"),
-    input("push", Bool, Publish, Some("true"), "Push to the registry"),
+    input(
+        "push",
+        Bool,
+        Publish,
+        Some("auto"),
+        "Push to the registry: `auto` pushes except on pull requests from forks (which get no write token: the image is built, not pushed), `true`, or `false`",
+    ),
     input(
         "output",
         Text,
@@ -240,6 +272,76 @@ pub const INPUTS: &[InputDef] = &[
         None,
         "`command: merge`: the images to merge, one per line (`REPO@sha256:...`, a bare digest or a tag of the target); default: every image this run pushed by digest",
     ),
+    input(
+        "owner",
+        Text,
+        Packages,
+        None,
+        "prune/restore: the user or organisation owning the package (told apart through the API); default the image's first path part",
+    ),
+    input(
+        "package",
+        Text,
+        Packages,
+        None,
+        "prune/restore: the package; default the image name after the owner (`app` for ghcr.io/octo-org/app)",
+    ),
+    input(
+        "package_type",
+        Text,
+        Packages,
+        Some("container"),
+        "prune/restore: `container`, or `npm`, `maven`, `nuget`, `rubygems` (whose version strings the tag rules match)",
+    ),
+    input(
+        "keep_last",
+        Text,
+        Prune,
+        None,
+        "prune: of the tagged versions the other rules would delete, keep the N most recent",
+    ),
+    input(
+        "keep_tags",
+        Text,
+        Prune,
+        None,
+        "prune: tag patterns (`*`, `?`) whose versions are always kept, comma-separated or one per line",
+    ),
+    input(
+        "delete_tags",
+        Text,
+        Prune,
+        None,
+        "prune: tag patterns; a tagged version is deleted only if every one of its tags matches one",
+    ),
+    input(
+        "untagged_older_than",
+        Text,
+        Prune,
+        None,
+        "prune: delete untagged versions older than this (`7d`, `12h`, `2w`)",
+    ),
+    input(
+        "dry_run",
+        Bool,
+        Prune,
+        None,
+        "prune: print the decisions and delete nothing; default true on pull_request events, else false",
+    ),
+    input(
+        "versions",
+        Text,
+        Restore,
+        None,
+        "restore: the version ids to restore, comma-separated or one per line, or a prune's `deleted` output",
+    ),
+    input(
+        "insecure_registries",
+        Text,
+        Push,
+        None,
+        "Registries (`host[:port]`, one per line) to reach over plain HTTP when they do not speak TLS; only loopback IP literals and `localhost` are allowed that without being listed",
+    ),
 ];
 
 pub fn command() -> Command {
@@ -247,15 +349,24 @@ pub fn command() -> Command {
     let mut meta = Command::new("meta").about("Compute tags, labels and annotations without building or pushing");
     let mut merge =
         Command::new("merge").about("Merge images pushed by digest (one per platform) into one index, and tag it");
+    let mut prune = Command::new("prune")
+        .about("Delete package versions by a retention policy, never one a kept tag needs (GitHub Packages)");
+    let mut restore = Command::new("restore").about("Restore deleted package versions by id (GitHub Packages)");
     for def in INPUTS.iter().filter(|d| d.name != "command") {
         let arg = flag(def);
-        if def.scope.takes("meta") {
+        if def.scope.takes(def.name, "meta") {
             meta = meta.arg(arg.clone());
         }
-        if def.scope.takes("merge") {
+        if def.scope.takes(def.name, "merge") {
             merge = merge.arg(arg.clone());
         }
-        if def.scope.takes("publish") {
+        if def.scope.takes(def.name, "prune") {
+            prune = prune.arg(arg.clone());
+        }
+        if def.scope.takes(def.name, "restore") {
+            restore = restore.arg(arg.clone());
+        }
+        if def.scope.takes(def.name, "publish") {
             publish = publish.arg(arg);
         }
     }
@@ -265,22 +376,70 @@ pub fn command() -> Command {
             .action(ArgAction::SetTrue)
             .help("Build the embedded example image (no Dockerfile needed); with no --output and no --registry it goes to ./out/example as an OCI layout"),
     );
+    // A password on the command line shows in `ps`: read it from standard input instead.
+    let password_stdin = Arg::new("password_stdin")
+        .long("password-stdin")
+        .action(ArgAction::SetTrue)
+        .conflicts_with("password")
+        .help("Read the registry password or token from standard input (`echo \"$TOKEN\" | octopush publish --password-stdin ...`)");
+    publish = publish.arg(password_stdin.clone()).after_help(PUBLISH_EXAMPLES);
+    merge = merge.arg(password_stdin.clone()).after_help(MERGE_EXAMPLES);
+    prune = prune.arg(password_stdin);
+    meta = meta.after_help(META_EXAMPLES);
     Command::new("octopush")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Build and publish container images to GitHub Packages and any OCI registry")
         .long_about(
             "Build and publish container images to GitHub Packages and any OCI registry.\n\n\
              As a GitHub Action (GITHUB_ACTIONS=true) with no subcommand, it runs the `command` input \
-             (default `publish`) with the step's inputs. Every input is also a flag; a flag wins over an input.",
+             (default `publish`) with the step's inputs. Every input is also a flag of the subcommands that take \
+             it (`--tag-with-sha` for `tag_with_sha`), and a flag wins over an input; `command` is the subcommand, \
+             or `--command NAME` with none.",
+        )
+        .arg(
+            Arg::new("command")
+                .long("command")
+                .num_args(1)
+                .value_name("NAME")
+                .help("The command to run when no subcommand is given (as the `command` input): publish, meta, merge, prune, restore"),
         )
         .arg(Arg::new("debug").long("debug").global(true).action(ArgAction::SetTrue).help("Print debug lines"))
         .subcommand(publish)
         .subcommand(meta)
         .subcommand(merge)
+        .subcommand(prune)
+        .subcommand(restore)
 }
 
+const PUBLISH_EXAMPLES: &str = "Examples:
+  # The workflow's image to ghcr.io, tagged from the commit (token from the environment)
+  GITHUB_TOKEN=... octopush publish --registry ghcr.io --repository octo-org/app --tag-with-sha --tag-with-ref
+  # Any registry, the token on standard input, two platforms
+  echo \"$TOKEN\" | octopush publish --registry quay.io --repository me/app --username me --password-stdin \\
+      --tags latest --platforms linux/amd64,linux/arm64
+  # No registry: an OCI layout, or a tar for `docker load`
+  octopush publish --push false --output oci:out/app
+  octopush publish --example --output docker-archive:out/example.tar --push false";
+
+const META_EXAMPLES: &str = "Examples:
+  octopush meta --tags 'type=semver,pattern={{version}}'
+  GITHUB_REF=refs/tags/v1.2.3 octopush meta --images ghcr.io/octo-org/app --tags 'type=semver,pattern={{major}}.{{minor}}'";
+
+const MERGE_EXAMPLES: &str = "Examples:
+  # In a workflow after a matrix of `push_by_digest: true` jobs: finds this run's images itself
+  octopush merge --registry ghcr.io --repository octo-org/app --tags latest
+  # Given digests
+  octopush merge --repository octo-org/app --tags v1 --sources 'sha256:aaa...
+sha256:bbb...'";
+
 fn flag(def: &InputDef) -> Arg {
-    let arg = Arg::new(def.name).long(def.name.replace('_', "-")).help(def.help);
+    let help = match def.action_default {
+        // An expression is the runner's to evaluate; a literal is what an unset input means here too.
+        Some(d) if d.contains("${{") => format!("{} [in a workflow: {d}]", def.help),
+        Some(d) => format!("{} [default: {d}]", def.help),
+        None => def.help.to_string(),
+    };
+    let arg = Arg::new(def.name).long(def.name.replace('_', "-")).help(help);
     match def.kind {
         Text => arg.num_args(1).value_name("VALUE"),
         Bool => arg.num_args(0..=1).default_missing_value("true").value_name("BOOL"),
@@ -308,6 +467,11 @@ impl RawInputs {
         }
         let example = matches.and_then(|m| m.try_get_one::<bool>("example").ok().flatten().copied()).unwrap_or(false);
         RawInputs { values, example }
+    }
+
+    /// Whether `--password-stdin` was given: the edge then reads the password from standard input.
+    pub fn password_from_stdin(matches: Option<&ArgMatches>) -> bool {
+        matches.and_then(|m| m.try_get_one::<bool>("password_stdin").ok().flatten().copied()).unwrap_or(false)
     }
 
     #[cfg(test)]
@@ -401,7 +565,21 @@ mod tests {
             assert!(!declared["description"].as_str().unwrap_or_default().is_empty());
         }
         assert_eq!(inputs["runs"]["using"], "docker");
-        for out in ["digest", "imageid", "tags", "tag-names", "version", "labels", "annotations", "json", "metadata"] {
+        for out in [
+            "digest",
+            "imageid",
+            "tags",
+            "tag-names",
+            "version",
+            "labels",
+            "annotations",
+            "json",
+            "metadata",
+            "deleted",
+            "kept",
+            "planned",
+            "restored",
+        ] {
             assert!(inputs["outputs"].get(out).is_some(), "output `{out}` declared");
         }
     }
@@ -410,5 +588,18 @@ mod tests {
     fn meta_takes_only_the_inputs_that_concern_it() {
         assert!(command().try_get_matches_from(["octopush", "meta", "--tags", "x"]).is_ok());
         assert!(command().try_get_matches_from(["octopush", "meta", "--password", "x"]).is_err());
+    }
+
+    #[test]
+    fn prune_and_restore_take_their_inputs_and_publish_does_not() {
+        let ok = |args: &[&str]| command().try_get_matches_from(args).is_ok();
+        assert!(ok(&["octopush", "prune", "--keep-last", "1", "--untagged-older-than", "7d", "--dry-run"]));
+        assert!(ok(&["octopush", "prune", "--password", "p", "--owner", "o", "--package", "app", "--keep-tags", "v*"]));
+        assert!(!ok(&["octopush", "prune", "--versions", "1"]), "versions is restore's");
+        assert!(!ok(&["octopush", "prune", "--tags", "x"]), "tags are publish's");
+        assert!(ok(&["octopush", "restore", "--versions", "1,2", "--package", "app"]));
+        assert!(!ok(&["octopush", "restore", "--keep-last", "1"]));
+        assert!(!ok(&["octopush", "publish", "--keep-last", "1"]));
+        assert!(!ok(&["octopush", "meta", "--dry-run"]));
     }
 }

@@ -26,7 +26,7 @@ pub enum ConfigError {
     Meta(#[from] octopush::meta::MetaError),
 }
 
-fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn bad(input: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Input { input, message: message.into() }
 }
 
@@ -35,6 +35,8 @@ pub enum CommandKind {
     Publish,
     Meta,
     Merge,
+    Prune,
+    Restore,
 }
 
 /// Everything a run needs, validated. Nothing below this reads the environment.
@@ -51,6 +53,8 @@ pub struct Config {
     pub publish: PublishConfig,
     /// `command: merge`: the sources as given (empty: this run's hand-offs).
     pub merge_sources: Vec<ImageRef>,
+    /// `prune` and `restore`: the package and the rules.
+    pub packages: Option<crate::prune_cmd::PackagesConfig>,
 }
 
 #[derive(Debug)]
@@ -62,15 +66,14 @@ pub struct PublishConfig {
     pub build_args: BTreeMap<String, String>,
     pub platforms: Vec<Platform>,
     pub push: bool,
+    /// Why `push: auto` does not push (a pull request from a fork), for a notice.
+    pub push_notice: Option<String>,
     pub output: Option<PathBuf>,
     /// `output: docker-archive:FILE`: a `docker load` tar (one platform only).
     pub docker_archive: Option<PathBuf>,
     /// Credentials by registry host. `username`/`password` go only to GitHub's registries and the `registry`
     /// host, never to another registry named in `images` (that one gets what `registry_auth` gives it).
     pub credentials: BTreeMap<String, Credentials>,
-    /// The docker `config.json` to take other registries' credentials from (`$DOCKER_CONFIG/config.json`, else
-    /// `~/.docker/config.json`); it may not exist. The inputs' credentials win over it.
-    pub docker_config: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub jobs: usize,
     /// The layer cache directory (`None`: off).
@@ -82,6 +85,9 @@ pub struct PublishConfig {
     pub push_by_digest: bool,
     /// Where the engine is (`DOCKER_HOST`, ...) and the engine builder's inputs; `tags` is filled by the run.
     pub engine: EngineOptions,
+    /// Hosts (`host[:port]`, lowercased) that may be reached over plain HTTP besides loopback IP literals and
+    /// `localhost` (`insecure_registries`).
+    pub insecure_registries: Vec<String>,
     /// `--example`: the embedded example replaces the context and Dockerfile.
     pub example: bool,
 }
@@ -93,28 +99,45 @@ impl Config {
             "publish" => CommandKind::Publish,
             "meta" => CommandKind::Meta,
             "merge" => CommandKind::Merge,
+            "prune" => CommandKind::Prune,
+            "restore" => CommandKind::Restore,
             other => {
-                return Err(bad("command", format!("`{other}` is not a command: use `publish`, `meta` or `merge`")));
+                return Err(bad(
+                    "command",
+                    format!("`{other}` is not a command: use `publish`, `meta`, `merge`, `prune` or `restore`"),
+                ));
             }
         };
         let git = GitContext::from_vars(&env.github_vars(), payload);
 
         let registry = raw.get("registry").unwrap_or("ghcr.io").trim().to_string();
+        if octopush::image::registry_host(&registry).is_err() {
+            return Err(bad(
+                "registry",
+                format!(
+                    "`{registry}` is not a registry: give host[:port], for example `ghcr.io` or `registry.lan:5000`"
+                ),
+            ));
+        }
         let repository = match raw.get("repository") {
             Some(r) => r.trim().to_string(),
             None => env.non_empty("GITHUB_REPOSITORY").map(str::to_string).unwrap_or_default(),
         };
         let image_lines = raw.lines("images");
         let targets = if image_lines.is_empty() {
-            if repository.is_empty() {
+            if repository.is_empty() && command == CommandKind::Meta {
+                // `meta` computes tag names and labels without an image name, as metadata-action does.
+                Vec::new()
+            } else if repository.is_empty() {
                 return Err(bad(
                     "repository",
                     "no repository to publish to: set `repository` (for example `octo-org/app`) or `images`; \
                      outside a workflow GITHUB_REPOSITORY is not set",
                 ));
+            } else {
+                let name = ImageName::new(&registry, &repository).map_err(|e| bad("repository", e.to_string()))?;
+                vec![github_packages_path(name, "repository")?]
             }
-            let name = ImageName::new(&registry, &repository).map_err(|e| bad("repository", e.to_string()))?;
-            vec![github_packages_path(name, "repository")?]
         } else {
             octopush::meta::image_names(&image_lines)?
                 .into_iter()
@@ -166,7 +189,14 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
             _ => Vec::new(),
         };
-        let publish = parse_publish(raw, env, targets)?;
+        let publish = parse_publish(raw, env, targets, &git)?;
+        let packages = match command {
+            CommandKind::Prune | CommandKind::Restore => {
+                let has_token = raw.get("github_token").or_else(|| env.non_empty("GITHUB_TOKEN")).is_some();
+                Some(crate::prune_cmd::PackagesConfig::parse(raw, command, &git, &publish.targets, has_token)?)
+            }
+            CommandKind::Publish | CommandKind::Meta | CommandKind::Merge => None,
+        };
         Ok(Config {
             merge_sources,
             command,
@@ -176,12 +206,13 @@ impl Config {
             source_date_epoch,
             apply_labels: bool_or("add_git_labels", true)?,
             publish,
+            packages,
         })
     }
 
     /// Phase two: check what the inputs name on disk.
     pub fn check(self) -> Result<Config, ConfigError> {
-        if self.command == CommandKind::Meta || self.publish.example {
+        if !matches!(self.command, CommandKind::Publish | CommandKind::Merge) || self.publish.example {
             return Ok(self);
         }
         let p = &self.publish;
@@ -225,10 +256,10 @@ impl Config {
         if p.push {
             self.check_push_credentials()?;
         }
-        if p.push_by_digest && !p.push {
+        if p.push_by_digest && !p.push && p.push_notice.is_none() {
             return Err(bad("push_by_digest", "`push_by_digest: true` pushes, so it cannot go with `push: false`"));
         }
-        if !p.push && p.output.is_none() && p.docker_archive.is_none() {
+        if !p.push && p.push_notice.is_none() && p.output.is_none() && p.docker_archive.is_none() {
             return Err(bad(
                 "push",
                 "`push: false` with no `output` would build and throw the image away: set `output: oci:DIR` to keep it",
@@ -254,7 +285,40 @@ impl Config {
     }
 }
 
-fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<PublishConfig, ConfigError> {
+/// `push: auto|true|false`. `auto` (the default) pushes, except on a pull request from a fork: such runs get no
+/// secrets and a read-only token, so the image is built (which checks the Dockerfile) and not pushed, with a
+/// notice saying why. An explicit `true` there cannot work, and is refused up front.
+fn parse_push(raw: &RawInputs, git: &GitContext) -> Result<(bool, Option<String>), ConfigError> {
+    let fork = git.is_fork_pull_request();
+    let value = raw.get("push").map(|v| v.trim().to_ascii_lowercase());
+    match value.as_deref() {
+        None | Some("auto") if fork => Ok((
+            false,
+            Some(
+                "This pull request comes from a fork: its run has no secrets and a read-only token, so the image is \
+                 built but not pushed (`push: auto`)."
+                    .into(),
+            ),
+        )),
+        None | Some("auto") => Ok((true, None)),
+        Some("true") if fork => Err(bad(
+            "push",
+            "`push: true` cannot work on a pull request from a fork: GitHub gives such runs no secrets and a \
+             read-only token. Leave `push` unset (`auto` builds without pushing there), or publish from `push` \
+             events after the merge",
+        )),
+        Some("true") => Ok((true, None)),
+        Some("false") => Ok((false, None)),
+        Some(other) => Err(bad("push", format!("`{other}` is not `auto`, `true` or `false`"))),
+    }
+}
+
+fn parse_publish(
+    raw: &RawInputs,
+    env: &Env,
+    targets: Vec<ImageName>,
+    git: &GitContext,
+) -> Result<PublishConfig, ConfigError> {
     let workspace = env.non_empty("GITHUB_WORKSPACE").map(PathBuf::from);
     let resolve = |p: &str| -> PathBuf {
         let p = Path::new(p);
@@ -271,8 +335,18 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
     let mut build_args = BTreeMap::new();
     for entry in raw.list("build_args") {
         match entry.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
+            Some((k, v)) if is_arg_name(k.trim()) => {
                 build_args.insert(k.trim().to_string(), v.to_string());
+            }
+            Some((k, _)) if !k.trim().is_empty() => {
+                return Err(bad(
+                    "build_args",
+                    format!(
+                        "`{}` is not a build argument name: use letters, digits and `_`, not starting with a digit, \
+                         as the Dockerfile's `ARG` names it (`$NAME` could not refer to it otherwise)",
+                        k.trim()
+                    ),
+                ));
             }
             _ => return Err(bad("build_args", format!("`{entry}` is not `NAME=value`"))),
         }
@@ -286,7 +360,7 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let push = raw.bool("push").map_err(|m| bad("push", m))?.unwrap_or(true);
+    let (push, push_notice) = parse_push(raw, git)?;
     let (mut output, mut docker_archive) = (None, None);
     if let Some(o) = raw.get("output").map(str::trim) {
         match (o.strip_prefix("oci:"), o.strip_prefix("docker-archive:")) {
@@ -387,6 +461,20 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
     };
     let engine = parse_engine(raw, env, &resolve)?;
     let push_by_digest = raw.bool("push_by_digest").map_err(|m| bad("push_by_digest", m))?.unwrap_or(false);
+    let insecure_registries = raw
+        .lines("insecure_registries")
+        .iter()
+        .map(|line| {
+            octopush::image::registry_host(line).map_err(|_| {
+                bad(
+                    "insecure_registries",
+                    format!(
+                        "`{line}` is not a registry host: give one `host[:port]` per line, e.g. `registry.lan:5000`"
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(PublishConfig {
         push_by_digest,
         targets,
@@ -396,19 +484,17 @@ fn parse_publish(raw: &RawInputs, env: &Env, targets: Vec<ImageName>) -> Result<
         build_args,
         platforms,
         push,
+        push_notice,
         output,
         docker_archive,
         credentials,
-        docker_config: env
-            .non_empty("DOCKER_CONFIG")
-            .map(|d| Path::new(d.trim()).join("config.json"))
-            .or_else(|| env.non_empty("HOME").map(|h| Path::new(h).join(".docker").join("config.json"))),
         ca_file: raw.get("ca_file").map(|c| resolve(c.trim())),
         jobs,
         cache_dir,
         compression,
         builder,
         engine,
+        insecure_registries,
         example: raw.example,
     })
 }
@@ -468,12 +554,27 @@ fn parse_engine(raw: &RawInputs, env: &Env, resolve: &dyn Fn(&str) -> PathBuf) -
     })
 }
 
+/// The docker `config.json` other registries' credentials come from: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`. The edge reads it first thing, to mask its secrets before any other output.
+pub fn docker_config_path(env: &Env) -> Option<PathBuf> {
+    env.non_empty("DOCKER_CONFIG")
+        .map(|d| Path::new(d.trim()).join("config.json"))
+        .or_else(|| env.non_empty("HOME").map(|h| Path::new(h).join(".docker").join("config.json")))
+}
+
 /// A `registry_auth` line's raw parts, `HOST=USERNAME:PASSWORD`, unchecked: the edge masks the password with it
 /// before anything is printed, and [`Config::parse`] checks them.
 pub fn split_registry_auth(line: &str) -> Option<(&str, &str, &str)> {
     let (host, cred) = line.split_once('=')?;
     let (user, pass) = cred.split_once(':')?;
     Some((host, user, pass))
+}
+
+/// A shell variable name, as `ARG` declares one and `$NAME` refers to it: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_arg_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_github_registry(host: &str) -> bool {
@@ -530,12 +631,21 @@ mod tests {
         assert!(e.contains("OWNER/REPO/IMAGE"), "{e}");
         let e = parse(&[("repository", "a/b"), ("build_args", "NOVALUE")], &[]).unwrap_err().to_string();
         assert!(e.contains("`build_args`") && e.contains("NAME=value"), "{e}");
+        // Issue 13, finding 7: names no `$NAME` could refer to were accepted.
+        for (args, name) in [("1BAD=x", "`1BAD`"), ("A B=x", "`A B`"), ("OK=1\nA-B=2", "`A-B`"), ("É=1", "`É`")] {
+            let e = parse(&[("repository", "a/b"), ("build_args", args)], &[]).unwrap_err().to_string();
+            assert!(
+                e.starts_with("input `build_args`:") && e.contains(name) && e.contains("not starting with a digit")
+            );
+        }
+        let c = parse(&[("repository", "a/b"), ("build_args", "_A1=x,b_2=y=z")], &[]).unwrap();
+        assert_eq!(c.publish.build_args.get("b_2").map(String::as_str), Some("y=z"));
         let e = parse(&[("repository", "a/b"), ("platforms", "linux")], &[]).unwrap_err().to_string();
         assert!(e.contains("os/arch"), "{e}");
         let e = parse(&[("repository", "a/b"), ("output", "tar:x")], &[]).unwrap_err().to_string();
         assert!(e.contains("oci:DIR"), "{e}");
         let e = parse(&[("command", "deploy"), ("repository", "a/b")], &[]).unwrap_err().to_string();
-        assert!(e.contains("`publish`, `meta` or `merge`"), "{e}");
+        assert!(e.contains("`publish`, `meta`, `merge`, `prune` or `restore`"), "{e}");
         let e = parse(&[], &[]).unwrap_err().to_string();
         assert!(e.contains("set `repository`"), "{e}");
         let e = parse(&[("repository", "a/b")], &[("SOURCE_DATE_EPOCH", "yesterday")]).unwrap_err().to_string();
@@ -609,6 +719,18 @@ mod tests {
         assert_eq!(zstd.publish.compression, Compression::Zstd);
         let e = parse(&[("repository", "a/b"), ("compression", "xz")], &[]).unwrap_err().to_string();
         assert!(e.contains("`compression`") && e.contains("`xz`") && e.contains("gzip or zstd"), "{e}");
+    }
+
+    #[test]
+    fn insecure_registries_are_hosts_one_per_line() {
+        let c = parse(&[("repository", "a/b"), ("insecure_registries", "Registry.LAN:5000\nhttp://10.0.0.7/\n")], &[])
+            .unwrap();
+        assert_eq!(c.publish.insecure_registries, vec!["registry.lan:5000", "10.0.0.7"]);
+        assert!(parse(&[("repository", "a/b")], &[]).unwrap().publish.insecure_registries.is_empty());
+        let e = parse(&[("repository", "a/b"), ("insecure_registries", "registry.lan:port")], &[]).unwrap_err();
+        let m = e.to_string();
+        assert!(m.starts_with("input `insecure_registries`:") && m.contains("`registry.lan:port`"), "{m}");
+        assert!(m.contains("host[:port]"), "{m}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod image;
 pub mod layout;
 pub mod merge;
 pub mod meta;
+pub mod packages;
 pub mod progress;
 pub mod publish;
 pub mod registry;

@@ -5,6 +5,8 @@
 mod actions;
 mod cli;
 mod config;
+mod local_git;
+mod prune_cmd;
 mod run;
 mod summary;
 

@@ -61,6 +61,8 @@ pub async fn merge(
     req: &MergeRequest,
     progress: &dyn Progress,
 ) -> Result<Published, MergeError> {
+    let mut clock = publish::Phases::start();
+    publish::check_push(client, &req.delivery.targets, progress).await?;
     let first_target = req.delivery.targets.first();
     let (sources, handoffs) = match (req.sources.is_empty(), &req.scope, first_target) {
         (false, _, _) => (req.sources.clone(), Vec::new()),
@@ -92,10 +94,13 @@ pub async fn merge(
         images.extend(read.into_iter().map(|i| (source.to_string(), i)));
     }
     let index = ImageIndex { images: ordered(images).map_err(|e| *e)?, annotations: req.index_annotations.clone() };
-    let published = publish::deliver(client, &Artifact::Index(index), &req.delivery, &[], progress).await?;
+    clock.lap("read");
+    let mut published = publish::deliver(client, &Artifact::Index(index), &req.delivery, &[], progress).await?;
     if let Some(target) = first_target.filter(|_| !handoffs.is_empty()) {
         handoff::remove(client, target, &handoffs, progress).await;
     }
+    clock.lap("push");
+    published.phases = clock.done();
     Ok(published)
 }
 

@@ -73,6 +73,9 @@ pub struct Published {
     pub skipped: usize,
     pub bytes_uploaded: u64,
     pub reports: Vec<PushReport>,
+    /// How long each phase took, in order (`prepare`, `build`, `push`; a merge's `read` and `push`). Uploads
+    /// overlap the build, so `push` is what was left after it.
+    pub phases: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Resolves `FROM` images through the registry client: manifest and config only.
@@ -119,10 +122,13 @@ pub async fn publish(
     progress: &dyn Progress,
 ) -> Result<Published, PublishError> {
     let bases = RegistryBases(client);
+    let mut clock = Phases::start();
     // The builder is chosen once, from the Dockerfile, before any work starts.
     let plan = Plan::read(&req.build)?;
     let choice = builder::choose(&plan, req.builder)?;
     progress.info(&format!("builder: {} ({})", choice.kind.name(), choice.reason));
+    check_push(client, &req.targets, progress).await?;
+    clock.lap("prepare");
     let (artifact, ahead) = push_while(client, &req.targets, progress, |sink| {
         builder::build_with_sink(choice.kind, &req.build, &plan, &bases, progress, sink)
     })
@@ -136,13 +142,53 @@ pub async fn publish(
         layout: req.layout.clone(),
         docker_archive: req.docker_archive.clone(),
     };
-    let published = deliver(client, &artifact, &delivery, &ahead, progress).await?;
+    clock.lap("build");
+    let mut published = deliver(client, &artifact, &delivery, &ahead, progress).await?;
     if let Some(scope) = &req.by_digest {
         for target in &req.targets {
             crate::handoff::leave(client, target, &artifact, scope, progress).await?;
         }
     }
+    clock.lap("push");
+    published.phases = clock.done();
     Ok(published)
+}
+
+/// Times phases one after another.
+pub(crate) struct Phases {
+    since: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    pub(crate) fn start() -> Phases {
+        Phases { since: std::time::Instant::now(), laps: Vec::new() }
+    }
+
+    /// Ends the phase `name` now.
+    pub(crate) fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, now - self.since));
+        self.since = now;
+    }
+
+    pub(crate) fn done(self) -> Vec<(&'static str, std::time::Duration)> {
+        self.laps
+    }
+}
+
+/// Fails in seconds, before any build, when a target refuses these credentials a push (one upload session
+/// opened and cancelled per target).
+pub async fn check_push(
+    client: &RegistryClient,
+    targets: &[ImageName],
+    progress: &dyn Progress,
+) -> Result<(), PublishError> {
+    for target in targets {
+        client.check_push(target).await?;
+        progress.debug(&format!("{target} accepts pushes with these credentials"));
+    }
+    Ok(())
 }
 
 /// Where a finished image value goes: registries (every tag to every target, by digest when there is no tag),
@@ -187,18 +233,9 @@ pub async fn deliver(
         skipped: 0,
         bytes_uploaded: 0,
         reports: Vec::new(),
+        phases: Vec::new(),
     };
-    let none = BTreeMap::new();
-    for (i, target) in delivery.targets.iter().enumerate() {
-        let done = ahead.get(i).unwrap_or(&none);
-        let report = registry::push_after(client, target, artifact, &delivery.tags, done, progress).await?;
-        published.uploaded += report.uploaded;
-        published.mounted += report.mounted;
-        published.skipped += report.skipped;
-        published.bytes_uploaded += report.bytes_uploaded;
-        published.references.extend(delivery.tags.iter().map(|t| format!("{target}:{t}")));
-        published.reports.push(report);
-    }
+    // Local outputs first: whatever can fail here fails before any manifest or tag is in a registry.
     if let Some(dir) = &delivery.layout {
         let tag = delivery.tags.first().map(String::as_str);
         crate::layout::write_layout(dir, artifact, tag, Some(client))
@@ -216,6 +253,17 @@ pub async fn deliver(
             .await
             .map_err(|source| PublishError::DockerArchive { path: out.path.clone(), source })?;
         progress.info(&format!("wrote the docker archive {}", out.path.display()));
+    }
+    let none = BTreeMap::new();
+    for (i, target) in delivery.targets.iter().enumerate() {
+        let done = ahead.get(i).unwrap_or(&none);
+        let report = registry::push_after(client, target, artifact, &delivery.tags, done, progress).await?;
+        published.uploaded += report.uploaded;
+        published.mounted += report.mounted;
+        published.skipped += report.skipped;
+        published.bytes_uploaded += report.bytes_uploaded;
+        published.references.extend(delivery.tags.iter().map(|t| format!("{target}:{t}")));
+        published.reports.push(report);
     }
     Ok(published)
 }

@@ -14,7 +14,7 @@ use octopush::registry::{ClientOptions, DockerConfig, RegistryClient};
 
 use crate::actions::{Env, Log, files};
 use crate::cli::RawInputs;
-use crate::config::{self, CommandKind, Config, ConfigError};
+use crate::config::{self, CommandKind, Config, ConfigError, PublishConfig};
 use crate::summary;
 
 /// The example `octopush publish --example` builds, embedded so it works from any directory.
@@ -31,12 +31,30 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         Some((name, m)) => (Some(name), Some(m)),
         None => (None, None),
     };
-    if subcommand.is_none() && !env.in_actions() {
+    let root_command = matches.get_one::<String>("command").map(|c| c.trim().to_string());
+    if subcommand.is_none() && !env.in_actions() && root_command.is_none() {
         anyhow::bail!(
-            "no command given: run `octopush publish` or `octopush meta` (`octopush --help` lists the flags)"
+            "no command given: run `octopush publish`, `meta`, `merge`, `prune` or `restore` (`octopush --help` lists \
+             them)"
         );
     }
     let mut raw = RawInputs::collect(sub_matches, env);
+    if RawInputs::password_from_stdin(sub_matches) {
+        let mut password = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
+            .context("reading the password from standard input (--password-stdin)")?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(
+                ConfigError::Input { input: "password", message: "--password-stdin read nothing".into() }.into()
+            );
+        }
+        raw.set("password", password);
+    }
+    // Outside a workflow, the commit is the local checkout's.
+    let context = std::path::PathBuf::from(raw.get("path").unwrap_or(".").trim());
+    let filled = crate::local_git::fill_from_checkout(env.clone(), &context);
+    let env = &filled;
     // Secrets are masked before anything else is printed.
     for secret in [raw.get("password"), raw.get("github_token"), env.non_empty("GITHUB_TOKEN")].into_iter().flatten() {
         log.add_secret(secret);
@@ -52,9 +70,22 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             log.add_secret(value);
         }
     }
-    if let Some(name) = subcommand {
-        raw.set("command", name);
+    match (subcommand, root_command.as_deref()) {
+        (Some(name), Some(other)) if name != other => {
+            return Err(ConfigError::Input {
+                input: "command",
+                message: format!("`--command {other}` and the subcommand `{name}` disagree: give one of them"),
+            }
+            .into());
+        }
+        (Some(name), _) | (None, Some(name)) => raw.set("command", name),
+        (None, None) => {}
     }
+    // The docker config's secrets too, before any other line (issue 13, finding 8); `meta` never reads it.
+    let docker_config = match raw.get("command").map(str::trim) {
+        Some("meta") => None,
+        _ => config::docker_config_path(env).and_then(|path| load_docker_config(&path, log)),
+    };
     let example_dir = if raw.example { Some(prepare_example(&mut raw, env)?) } else { None };
 
     let payload = env.event_payload().map_err(ConfigError::Environment)?;
@@ -64,7 +95,25 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         config.publish.dockerfile = dir.path().join("Dockerfile");
     }
 
-    let repo = repository_data(&config, log).await;
+    match config.command {
+        CommandKind::Prune | CommandKind::Restore => {
+            crate::prune_cmd::run(env, &config, docker_config.as_ref(), log).await
+        }
+        CommandKind::Meta | CommandKind::Publish | CommandKind::Merge => {
+            meta_or_publish(env, &config, docker_config.as_ref(), log).await
+        }
+    }
+}
+
+/// `meta`, `publish` and `merge`: compute the tags and labels, then build (or merge) and push, or only report
+/// them.
+async fn meta_or_publish(
+    env: &Env,
+    config: &Config,
+    docker_config: Option<&DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<()> {
+    let repo = repository_data(config, log).await;
     // `created` follows the commit (reproducible); `{{date}}` the run, unless SOURCE_DATE_EPOCH pins both.
     let now = Utc::now();
     let clock = meta::created_time(config.source_date_epoch, &config.git, now);
@@ -72,6 +121,9 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     let meta =
         meta::compute_with_date(&config.meta, &config.git, clock, date, &repo).context("computing tags and labels")?;
     for notice in &meta.notices {
+        log.notice(notice);
+    }
+    if let (CommandKind::Publish, Some(notice)) = (config.command, &config.publish.push_notice) {
         log.notice(notice);
     }
     for tag in &meta.tag_names {
@@ -88,13 +140,21 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             Ok(())
         }
         CommandKind::Publish | CommandKind::Merge => {
+            // What the step must write after the push is checked before it (issue 13, finding 3).
+            if let Some(file) = env.output_file() {
+                files::check_writable("GITHUB_OUTPUT", &file)?;
+            }
+            if let Some(file) = env.summary_file() {
+                files::check_writable("GITHUB_STEP_SUMMARY", &file)?;
+            }
             let started = Instant::now();
             let published = match config.command {
-                CommandKind::Merge => merge_images(&config, &meta, env, log).await?,
+                CommandKind::Merge => merge_images(config, &meta, env, docker_config, log).await?,
                 _ => {
                     let workspace = env.non_empty("GITHUB_WORKSPACE");
-                    let scope = config.publish.push_by_digest.then(|| handoff_scope(&config, env));
-                    publish_image(&config, &meta, clock.timestamp(), workspace, scope, log).await?
+                    let scope =
+                        (config.publish.push_by_digest && config.publish.push).then(|| handoff_scope(config, env));
+                    publish_image(config, &meta, clock.timestamp(), workspace, scope, docker_config, log).await?
                 }
             };
             let elapsed = started.elapsed();
@@ -107,6 +167,8 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
             log.line(&summary::one_line(&published, elapsed));
             Ok(())
         }
+        // `run` sends these to prune_cmd before any metadata is computed; were one to get here, it is that.
+        CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, config, docker_config, log).await,
     }
 }
 
@@ -120,8 +182,14 @@ fn handoff_scope(config: &Config, env: &Env) -> octopush::handoff::Scope {
     }
 }
 
-async fn merge_images(config: &Config, meta: &Meta, env: &Env, log: &Log) -> anyhow::Result<Published> {
-    let client = registry_client(config, log)?;
+async fn merge_images(
+    config: &Config,
+    meta: &Meta,
+    env: &Env,
+    docker_config: Option<&DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<Published> {
+    let client = registry_client(&config.publish, docker_config, log)?;
     let request = octopush::merge::MergeRequest {
         sources: config.merge_sources.clone(),
         scope: Some(handoff_scope(config, env)),
@@ -131,27 +199,12 @@ async fn merge_images(config: &Config, meta: &Meta, env: &Env, log: &Log) -> any
             layout: None,
             docker_archive: None,
         },
-        index_annotations: meta.annotations_at("index"),
+        index_annotations: meta.index_annotations(),
     };
     log.group("Merge and push");
     let result = octopush::merge::merge(&client, &request, log).await;
     log.end_group();
     Ok(result?)
-}
-
-/// The registry client with every credential the inputs and the docker config give (their secrets masked).
-fn registry_client(config: &Config, log: &Log) -> anyhow::Result<RegistryClient> {
-    let p = &config.publish;
-    let options = ClientOptions { ca_file: p.ca_file.clone(), jobs: p.jobs, ..ClientOptions::default() };
-    let client = RegistryClient::new(options)?;
-    for (host, creds) in &p.credentials {
-        client.set_credentials(host, creds.clone());
-    }
-    if let Some(docker_config) = p.docker_config.as_deref().and_then(|path| load_docker_config(path, log)) {
-        let log = log.clone();
-        client.set_docker_config(docker_config, move |secret| log.add_secret(secret));
-    }
-    Ok(client)
 }
 
 /// Writes the embedded example into a temporary folder and fills the inputs it needs.
@@ -182,7 +235,8 @@ fn prepare_example(raw: &mut RawInputs, env: &Env) -> anyhow::Result<tempfile::T
 /// environment gives, with a notice.
 async fn repository_data(config: &Config, log: &Log) -> RepoData {
     let fallback = RepoData::fallback(&config.git);
-    if config.git.repository.is_empty() {
+    // The embedded example is not this repository's: nothing to ask GitHub about it.
+    if config.git.repository.is_empty() || config.publish.example {
         return fallback;
     }
     match meta::fetch_repo(&config.git.api_url, config.github_token.as_ref(), &config.git.repository).await {
@@ -205,17 +259,27 @@ async fn publish_image(
     created: i64,
     workspace: Option<&str>,
     by_digest: Option<octopush::handoff::Scope>,
+    docker_config: Option<&DockerConfig>,
     log: &Log,
 ) -> anyhow::Result<Published> {
     let p = &config.publish;
-    let client = registry_client(config, log)?;
+    let client = registry_client(p, docker_config, log)?;
     // Inside the cache directory when there is one, so new layers are hard-linked into it rather than copied.
     let work = match p.cache_dir.as_deref().map(|d| std::fs::create_dir_all(d).map(|_| d)) {
         Some(Ok(dir)) => tempfile::Builder::new().prefix("work-").tempdir_in(dir),
         _ => tempfile::tempdir(),
     }
     .context("creating a work folder for layers")?;
-    let labels = if config.apply_labels { meta.labels.clone() } else { meta.user_labels.clone() };
+    // A computed label without a value (no description or license known) would only blank the Dockerfile's own.
+    let labels = match config.apply_labels {
+        true => meta
+            .labels
+            .iter()
+            .filter(|(k, v)| !v.is_empty() || meta.user_labels.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        false => meta.user_labels.clone(),
+    };
     let references: Vec<String> =
         p.targets.iter().flat_map(|t| meta.tag_names.iter().map(move |tag| format!("{t}:{tag}"))).collect();
     let request = PublishRequest {
@@ -244,7 +308,7 @@ async fn publish_image(
             .clone()
             .map(|path| octopush::docker_archive::DockerArchiveOutput { path, repo_tags: references.clone() }),
         annotations: meta.annotations_at("manifest"),
-        index_annotations: meta.annotations_at("index"),
+        index_annotations: meta.index_annotations(),
         by_digest,
     };
     log.group("Build and push");
@@ -258,6 +322,32 @@ async fn publish_image(
         }
         _ => error.into(),
     })
+}
+
+/// The registry client with the inputs' credentials, falling back to the docker `config.json` (its secrets
+/// masked): publish pushes with it, prune reads manifests with it.
+pub fn registry_client(
+    p: &PublishConfig,
+    docker_config: Option<&DockerConfig>,
+    log: &Log,
+) -> anyhow::Result<RegistryClient> {
+    let options = ClientOptions {
+        ca_file: p.ca_file.clone(),
+        jobs: p.jobs,
+        insecure_registries: p.insecure_registries.clone(),
+        ..ClientOptions::default()
+    };
+    let client = RegistryClient::new(options)?;
+    // Retries are logged as warnings, so a run that succeeded after faults says so.
+    client.set_progress(std::sync::Arc::new(log.clone()));
+    for (host, creds) in &p.credentials {
+        client.set_credentials(host, creds.clone());
+    }
+    if let Some(docker_config) = docker_config {
+        let log = log.clone();
+        client.set_docker_config(docker_config.clone(), move |secret| log.add_secret(secret));
+    }
+    Ok(client)
 }
 
 /// An error the annotation places on a line of a file.
@@ -328,7 +418,7 @@ fn publish_outputs(p: &Published) -> Vec<(&'static str, String)> {
 }
 
 /// Later entries win, so publish's `tags` (what was pushed) replaces meta's.
-fn write_outputs(env: &Env, outputs: &[(&'static str, String)]) -> anyhow::Result<()> {
+pub(crate) fn write_outputs(env: &Env, outputs: &[(&'static str, String)]) -> anyhow::Result<()> {
     let Some(file) = env.output_file() else { return Ok(()) };
     let mut last = std::collections::BTreeMap::new();
     for (k, v) in outputs {

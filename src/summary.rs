@@ -38,7 +38,7 @@ pub fn markdown(p: &Published, meta: &Meta, elapsed: Duration) -> String {
         p.mounted,
         p.skipped
     );
-    let _ = writeln!(s, "| Time | {:.1} s |", elapsed.as_secs_f64());
+    let _ = writeln!(s, "| Time | {:.1} s{} |", elapsed.as_secs_f64(), phases(p));
     if !meta.labels.is_empty() {
         let _ = writeln!(s, "\n<details><summary>Labels</summary>\n\n```");
         for (k, v) in &meta.labels {
@@ -50,6 +50,15 @@ pub fn markdown(p: &Published, meta: &Meta, elapsed: Duration) -> String {
     s
 }
 
+/// ` (prepare 0.3 s, build 8.0 s, push 4.1 s)`, or nothing.
+fn phases(p: &Published) -> String {
+    if p.phases.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = p.phases.iter().map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64())).collect();
+    format!(" ({})", parts.join(", "))
+}
+
 pub fn one_line(p: &Published, elapsed: Duration) -> String {
     let what = match (p.references.is_empty(), p.reports.is_empty()) {
         (false, _) => format!("pushed {}", p.references.join(", ")),
@@ -57,9 +66,10 @@ pub fn one_line(p: &Published, elapsed: Duration) -> String {
         (true, true) => "built".to_string(),
     };
     format!(
-        "{what} ({}) in {:.1} s: {} blobs uploaded, {} mounted, {} already there",
+        "{what} ({}) in {:.1} s{}: {} blobs uploaded, {} mounted, {} already there",
         p.manifest.digest,
         elapsed.as_secs_f64(),
+        phases(p),
         p.uploaded,
         p.mounted,
         p.skipped

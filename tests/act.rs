@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
-use common::act::{ActResult, action_yml_with_image, build_action_image, git_commit_all, run_act};
+use common::act::{ActResult, act_push, action_yml_with_image, build_action_image, git_commit_all};
 use common::{Dockerd, Mode, Registry, push_busybox_base};
 
 const USER: &str = "act-robot";
@@ -65,59 +64,6 @@ impl Setup {
     fn outputs_file(&self) -> std::path::PathBuf {
         self.dir.path().join("outputs.json")
     }
-}
-
-/// `act push` of `workflow` in `d/repo`, in host mode, with the event in `d/event.json` and `password` as the
-/// `REGISTRY_PASSWORD` secret.
-fn act_push(d: &Path, dockerd: &Dockerd, workflow: &str, password: &str) -> ActResult {
-    let cache = d.join("act-cache").to_string_lossy().into_owned();
-    let secrets = d.join("secrets");
-    std::fs::write(&secrets, format!("REGISTRY_PASSWORD={password}\n")).expect("write secrets file");
-    let args: Vec<String> = [
-        "push",
-        "-W",
-        workflow,
-        "-e",
-        "../event.json",
-        // Runner images cannot be pulled here: run the job's `run:` steps on this machine. The action's
-        // own container still runs in dockerd.
-        "-P",
-        "ubuntu-latest=-self-hosted",
-        // act pulls `docker://` action images by default, even when dockerd has them; ours exists only
-        // in the harness dockerd.
-        "--pull=false",
-        // Else act bind-mounts /var/run/docker.sock of the host into the container (and dockerd would
-        // create that path as a directory when it does not exist).
-        "--container-daemon-socket",
-        "-",
-        // No GitHub API from here: octopush reads the repository's description and license from it, and
-        // falls back to what the workflow context gives; a closed port fails at once.
-        "--env",
-        "GITHUB_API_URL=http://127.0.0.1:1",
-        "--action-cache-path",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
-        cache.clone(),
-        // In host mode act gives a docker action's container the `default` network, which in a dockerd
-        // started with `--bridge=none` is a namespace of its own with only loopback (the push then fails
-        // with `Connection refused`), while the registry listens on the host's 127.0.0.1: `--network host`. And it sets GITHUB_WORKSPACE to the host directory it made under
-        // the action cache (`.../hostexecutor`) but mounts that directory at the repository's path only,
-        // so `path: .`, which octopush reads against GITHUB_WORKSPACE as the runner defines it, is not
-        // there: mounting the action cache at its own path makes GITHUB_WORKSPACE hold the workspace.
-        // act merges these options into the step container's HostConfig (mergeContainerConfigs in
-        // pkg/container/docker_run.go).
-        "--container-options".into(),
-        format!("--network host -v {cache}:{cache}"),
-        // The secret from a file (not argv, and not the environment, which act's host mode copies into
-        // every step's).
-        "--secret-file".into(),
-        secrets.to_string_lossy().into_owned(),
-    ])
-    .collect();
-    let host = dockerd.host();
-    run_act(&d.join("repo"), &d.join("home"), &args, &[("DOCKER_HOST", &host)], Duration::from_secs(600))
 }
 
 /// The workflow: copy the repository in (act's host mode starts from an empty workspace), publish with the
@@ -230,121 +176,4 @@ fn wrong_password_fails_the_step_with_one_error_under_act() {
     assert_masked(&result, WRONG_PASSWORD);
     assert!(setup.registry.tags(REPO).is_empty(), "nothing may be pushed with a wrong password");
     assert!(!setup.outputs_file().exists(), "the step after a failed publish must not run");
-}
-
-/// `examples/workflows/multi-platform-matrix.yml` as act runs it here: its steps and inputs kept, only what the
-/// test bed cannot give replaced. `runs-on` is act's host runner; `actions/checkout` copies the repository in;
-/// `OWNER/octopush@v1` is `./action` (the action image built from the test binary); and each octopush step gets
-/// the local registry and its credentials, where on GitHub the defaults (ghcr.io, the repository, the workflow
-/// token) apply.
-fn for_the_test_bed(example: &str, registry: &Registry, repo: &Path) -> String {
-    let mut out = String::new();
-    let mut in_octopush_step = false;
-    for line in example.lines() {
-        let indent = " ".repeat(line.len() - line.trim_start().len());
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("runs-on:") {
-            out.push_str(&format!("{indent}runs-on: ubuntu-latest\n"));
-        } else if trimmed.starts_with("steps:") {
-            out.push_str(&format!("{line}\n{indent}  - run: cp -a '{}/.' \"$GITHUB_WORKSPACE/\"\n", repo.display()));
-        } else if trimmed == "- uses: actions/checkout@v4" {
-            // The copy above stands for it.
-        } else if trimmed == "- uses: OWNER/octopush@v1" {
-            let id = if out.contains("push_by_digest") { "merge" } else { "push" };
-            out.push_str(&format!("{indent}- id: {id}\n{indent}  uses: ./action\n"));
-            in_octopush_step = true;
-        } else if in_octopush_step && trimmed == "with:" {
-            out.push_str(&format!(
-                "{line}\n{indent}  registry: {}\n{indent}  username: {USER}\n{indent}  password: ${{{{ secrets.REGISTRY_PASSWORD }}}}\n",
-                registry.host()
-            ));
-            in_octopush_step = false;
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    // Each job says what it pushed, for the test to compare with the registry.
-    out.replace(
-        "          push_by_digest: true\n",
-        "          push_by_digest: true\n      - run: echo \"octopush-pushed=${{ matrix.platform }}=${{ steps.push.outputs.digest }}\"\n",
-    ) + "      - run: echo \"octopush-merged=${{ steps.merge.outputs.digest }}\"\n"
-}
-
-/// Issue "multi-platform images from a matrix", under act, with the example workflow a user copies
-/// (`examples/workflows/multi-platform-matrix.yml`): a two-job matrix (linux/amd64, linux/arm64, native builder)
-/// pushes by digest to a token-auth registry through the action, and a merge job that `needs:` it tags one
-/// index of both, found through the run's hand-offs. The tag resolves to an index of exactly the two
-/// platforms, each child the digest its job printed, and `skopeo copy --all` of the tag succeeds.
-#[test]
-fn a_matrix_pushes_by_digest_and_a_merge_job_tags_one_index_under_act() {
-    let registry = Registry::start(Mode::token(USER, PASSWORD));
-    common::push_busybox_multiplatform(&registry, "base/multi:1");
-    let dockerd = Dockerd::start();
-    build_action_image(&dockerd, Path::new(env!("CARGO_BIN_EXE_octopush")), ACTION_IMAGE);
-    let dir = tempfile::Builder::new().prefix("octopush-act-").tempdir().expect("tempdir");
-    let repo = dir.path().join("repo");
-    let write = |rel: &str, text: &str| {
-        let path = repo.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).expect("mkdir");
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    };
-    let base = registry.image("base/multi:1");
-    write("Dockerfile", &format!("FROM {base}\nARG TARGETARCH\nCOPY $TARGETARCH.txt /arch.txt\n"));
-    write("amd64.txt", "amd64\n");
-    write("arm64.txt", "arm64\n");
-    write("action/action.yml", &action_yml_with_image(&format!("docker://{ACTION_IMAGE}")));
-    let example =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/workflows/multi-platform-matrix.yml"))
-            .expect("the example workflow");
-    write(".github/workflows/multi.yml", &for_the_test_bed(&example, &registry, &repo));
-    let sha = git_commit_all(&repo, "Octo-Org/App");
-    let mut event = common::workflow::default_push_event();
-    event["after"] = sha.as_str().into();
-    event["head_commit"]["id"] = sha.as_str().into();
-    std::fs::write(dir.path().join("event.json"), serde_json::to_vec_pretty(&event).unwrap()).unwrap();
-    std::fs::create_dir_all(dir.path().join("home")).unwrap();
-
-    let result = act_push(dir.path(), &dockerd, ".github/workflows/multi.yml", PASSWORD);
-    assert!(result.status.success(), "act failed ({}):\n{}", result.status, result.dump());
-    assert_no_panic(&result);
-    let mut pushed: Vec<(String, String)> = result
-        .marked("| octopush-pushed=")
-        .iter()
-        .filter_map(|l| l.split_once('=').map(|(p, d)| (p.to_string(), d.trim().to_string())))
-        .collect();
-    pushed.sort();
-    assert_eq!(pushed.len(), 2, "{}", result.dump());
-    let (index, _) = registry.get_manifest_json(REPO, "master");
-    let children: Vec<(String, String)> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let p = &m["platform"];
-            (
-                format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap()),
-                m["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(children, pushed, "the index holds exactly what each job pushed");
-    let (_, tag_digest) = registry.get_manifest(REPO, "master");
-    assert_eq!(result.marked("| octopush-merged="), vec![tag_digest.clone()], "{}", result.dump());
-    let out = std::process::Command::new(common::tool("skopeo"))
-        .args(["--insecure-policy", "copy", "--all", "--retry-times=0"])
-        .args(registry.skopeo_src_args(false))
-        .arg(format!("docker://{}/{REPO}:master", registry.host()))
-        .arg(format!("oci:{}:copy", dir.path().join("copy").display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "skopeo copy --all: {}", String::from_utf8_lossy(&out.stderr));
-    let mut tags = registry.tags(REPO);
-    tags.sort();
-    assert_eq!(
-        tags,
-        vec!["master".to_string(), format!("sha-{}", &sha[..7])],
-        "the example's tags; the hand-offs deleted"
-    );
-    assert_masked(&result, PASSWORD);
 }

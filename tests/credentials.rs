@@ -200,3 +200,27 @@ fn a_rejected_password_names_where_it_came_from() {
     assert!(errors[0].contains(&format!("the `registry_auth` line for {}", a.host())), "{}", errors[0]);
     assert_no_secret(&result, wrong);
 }
+
+/// Issue 13, finding 8: the docker config's secrets were masked after three other lines; now every `::add-mask::`
+/// comes before any other output, and the `auth` value itself (base64 of `user:password`) is masked too.
+#[test]
+fn docker_config_secrets_are_masked_before_any_other_output() {
+    let a = Registry::start(Mode::htpasswd("robot", PASS_A));
+    let base = push_busybox_base(&a, "base/busybox:1");
+    let auth = b64(&format!("robot:{PASS_A}"));
+    let config = serde_json::json!({"auths": {format!("http://{}", a.host()): {"auth": auth}}});
+    let result = step(&base.reference, &config).input("registry", a.host()).run();
+    result.assert_success();
+    let lines: Vec<&str> = result.stdout.lines().collect();
+    let first_other = lines.iter().position(|l| !l.starts_with("::add-mask::")).unwrap_or(lines.len());
+    let masks = &lines[..first_other];
+    assert!(masks.iter().any(|l| l.contains(PASS_A)), "the password is masked first:\n{}", result.dump());
+    assert!(masks.iter().any(|l| l.contains(&auth)), "the auth value is masked first:\n{}", result.dump());
+    assert!(
+        lines[first_other..].iter().all(|l| !l.starts_with("::add-mask::")),
+        "no mask comes after other output:\n{}",
+        result.dump()
+    );
+    assert_masked(&result, PASS_A);
+    assert_no_secret(&result, &auth);
+}

@@ -221,7 +221,12 @@ fn token_registry_grants_like_ghcr() {
 fn tls_and_token_auth_combine() {
     let reg = Registry::start_with(Options {
         tls: true,
-        auth: common::Auth::Token { user: "octo".into(), pass: "pw".into(), expires_in: 60 },
+        auth: common::Auth::Token {
+            user: "octo".into(),
+            pass: "pw".into(),
+            expires_in: 60,
+            actions: "pull,push,delete,*".into(),
+        },
     });
     push_and_read_back(&reg);
     assert_eq!(reg.issuer().request_token(&["repository:x/y:pull"], None).json()["expires_in"], 60);

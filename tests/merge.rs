@@ -5,7 +5,7 @@
 mod common;
 
 use common::workflow::SHA;
-use common::{Mode, MultiBase, Registry, RunResult, Workflow};
+use common::{Mode, MultiBase, Registry, Workflow};
 
 const USER: &str = "octocat";
 const PASSWORD: &str = "ghp_mergeP4ssw0rdThatMustNeverLeak";
@@ -44,15 +44,6 @@ fn merge_job(registry: &Registry, run: &str) -> Workflow {
         wf = wf.input("username", user).input("password", pass);
     }
     wf
-}
-
-fn assert_clean_failure(result: &RunResult, needle: &str) -> String {
-    result.assert_failure();
-    assert_eq!(result.status.code(), Some(1), "{}", result.dump());
-    let errors: Vec<&str> = result.stdout.lines().filter(|l| l.starts_with("::error")).collect();
-    assert_eq!(errors.len(), 1, "exactly one ::error:: annotation:\n{}", result.dump());
-    assert!(errors[0].contains(needle), "`{needle}` not in {}", errors[0]);
-    errors[0].to_string()
 }
 
 fn push_base(registry: &Registry) -> MultiBase {
@@ -137,7 +128,7 @@ fn two_sources_with_one_platform_are_refused_and_nothing_is_tagged() {
     let result = merge_job(&registry, "3")
         .input("sources", &format!("{}\n{}", first.output("digest"), second.output("digest")))
         .run();
-    let error = assert_clean_failure(&result, "linux/amd64 comes from both");
+    let error = result.assert_clean_failure("linux/amd64 comes from both");
     assert!(error.contains("input `sources`"), "{error}");
     assert!(!registry.tags(REPO).iter().any(|t| t == "latest"), "no tag written");
     assert_eq!(registry.requests("PUT", "/manifests/latest").len(), 0);
@@ -178,7 +169,7 @@ fn merging_from_another_repository_of_the_registry_mounts_its_blobs() {
 fn without_sources_or_hand_offs_the_merge_says_what_to_do() {
     let registry = Registry::start(Mode::Anonymous);
     let result = merge_job(&registry, "99").run();
-    let error = assert_clean_failure(&result, "push_by_digest: true");
+    let error = result.assert_clean_failure("push_by_digest: true");
     assert!(error.contains("run 99") && error.contains("`sources`"), "{error}");
 }
 

@@ -177,17 +177,6 @@ fn tls_mode_publishes_with_a_ca_file() {
     publish_twice(Mode::Tls);
 }
 
-fn assert_clean_failure(result: &RunResult, needle: &str) {
-    result.assert_failure();
-    assert_eq!(result.status.code(), Some(1), "{}", result.dump());
-    let errors: Vec<&str> = result.stdout.lines().filter(|l| l.starts_with("::error")).collect();
-    assert_eq!(errors.len(), 1, "exactly one ::error:: annotation:\n{}", result.dump());
-    assert!(errors[0].contains(needle), "`{needle}` not in {}", errors[0]);
-    for text in [&result.stdout, &result.stderr] {
-        assert!(!text.contains("panicked") && !text.contains("stack backtrace"), "{}", result.dump());
-    }
-}
-
 /// A machine or minimal image without any CA certificate (`SSL_CERT_FILE` at an empty file): plain-HTTP and
 /// `ca_file` registries still work, and a TLS registry without `ca_file` fails cleanly, naming `ca_file`.
 #[test]
@@ -210,7 +199,7 @@ fn no_system_ca_certificates_still_publish_over_http_and_with_a_ca_file() {
 
     let without_ca = project(Workflow::new(), &tls).input("registry", tls.host()).input("repository", "o/a");
     let result = no_roots(without_ca).run();
-    assert_clean_failure(&result, "ca_file");
+    result.assert_clean_failure("ca_file");
 }
 
 #[test]
@@ -220,7 +209,7 @@ fn wrong_password_fails_with_one_clear_error() {
         push_busybox_base(&registry, "base/busybox:1");
         let wrong = "ghp_wrongWrongWrongPassword";
         let result = classic_step(&registry).input("password", wrong).run();
-        assert_clean_failure(&result, "`password`");
+        result.assert_clean_failure("`password`");
         assert_no_secret(&result, wrong);
     }
 }
@@ -229,7 +218,7 @@ fn wrong_password_fails_with_one_clear_error() {
 fn missing_dockerfile_names_the_input() {
     let registry = Registry::start(Mode::Anonymous);
     let result = Workflow::new().input("registry", registry.host()).input("dockerfile", "nope/Dockerfile").run();
-    assert_clean_failure(&result, "dockerfile");
+    result.assert_clean_failure("dockerfile");
 }
 
 #[test]
@@ -239,7 +228,7 @@ fn malformed_repository_names_the_input() {
         .input("registry", registry.host())
         .input("repository", "octo org/app")
         .run();
-    assert_clean_failure(&result, "repository");
+    result.assert_clean_failure("repository");
 }
 
 #[test]
@@ -252,7 +241,7 @@ fn run_instruction_is_refused_with_its_line_by_the_native_builder() {
         .input("builder", "native")
         .file("Dockerfile", format!("FROM {}/base/busybox:1\nCOPY . /src\nRUN make\n", registry.host()))
         .run();
-    assert_clean_failure(&result, "Dockerfile:3: RUN needs a container runtime, and `builder: native`");
+    result.assert_clean_failure("Dockerfile:3: RUN needs a container runtime, and `builder: native`");
     // Refused before any work: no layer built, nothing pushed, not even the base resolved.
     assert!(!result.stdout.contains("COPY . /src"), "{}", result.dump());
     assert_eq!(registry.blob_uploads(), uploads_before);
@@ -262,13 +251,13 @@ fn run_instruction_is_refused_with_its_line_by_the_native_builder() {
 fn unreachable_registry_names_the_registry_input() {
     let result =
         Workflow::new().input("registry", "127.0.0.1:1").file("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n").run();
-    assert_clean_failure(&result, "registry");
+    result.assert_clean_failure("registry");
 }
 
 #[test]
 fn ghcr_without_a_token_explains_the_permission() {
     let result = Workflow::new().input("registry", "ghcr.io").file("Dockerfile", "FROM scratch\n").run();
-    assert_clean_failure(&result, "packages: write");
+    result.assert_clean_failure("packages: write");
 }
 
 #[test]

@@ -46,16 +46,19 @@ impl Log {
     /// Each line of a multi-line secret is masked on its own, as the runner needs.
     pub fn add_secret(&self, secret: &str) {
         for part in secret.lines().map(str::trim).filter(|p| p.len() >= 3) {
-            if self.inner.actions {
-                // The mask command itself is the one place the value may appear.
-                self.write_raw(&format!("::add-mask::{}", escape_data(part)));
-            }
-            if let Ok(mut s) = self.inner.secrets.lock() {
-                if !s.iter().any(|x| x == part) {
+            let new = match self.inner.secrets.lock() {
+                Ok(mut s) if !s.iter().any(|x| x == part) => {
                     s.push(part.to_string());
                     // Longest first, so a secret containing another is replaced whole.
                     s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+                    true
                 }
+                Ok(_) => false,
+                Err(_) => true,
+            };
+            // Once per value: the mask command itself is the one place the value may appear.
+            if new && self.inner.actions {
+                self.write_raw(&format!("::add-mask::{}", escape_data(part)));
             }
         }
     }
@@ -201,6 +204,7 @@ pub mod tests {
         let buf = Buf::default();
         let log = Log::with_writer(true, false, Box::new(buf.clone()));
         log.add_secret("s3cr3t-token");
+        log.add_secret("s3cr3t-token"); // found again (a docker config's password, then its lookup): one mask
         log.line("using s3cr3t-token here");
         log.error("Push failed", "denied for s3cr3t-token");
         log.debug("header: Bearer s3cr3t-token");

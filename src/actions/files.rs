@@ -1,5 +1,7 @@
 //! File commands: step outputs appended to `GITHUB_OUTPUT` and the job summary appended to
-//! `GITHUB_STEP_SUMMARY`, in the runner's `name<<DELIMITER` format with a fresh random delimiter each time.
+//! `GITHUB_STEP_SUMMARY`, in the runner's `name<<DELIMITER` format with a fresh random delimiter each time. Both
+//! files are checked before anything is pushed ([`check_writable`]), so a step never fails on them after its
+//! image and tags are in a registry.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -11,6 +13,22 @@ use rand::RngCore;
 pub enum FileCommandError {
     #[error("could not write to {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{variable} names {path}, which cannot be written ({source}), so the step's results could not be recorded: \
+         nothing was built or pushed. The runner sets {variable} to a file it can write: check that no earlier step \
+         changed it (or the file's folder and permissions)"
+    )]
+    Unwritable { variable: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+/// Opens `path` for appending (creating it, as the runner would have) without writing, to find out before any
+/// push whether the file named by `variable` can be written.
+pub fn check_writable(variable: &'static str, path: &Path) -> Result<(), FileCommandError> {
+    OpenOptions::new().create(true).append(true).open(path).map(drop).map_err(|source| FileCommandError::Unwritable {
+        variable,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn append(path: &Path, text: &str) -> Result<(), FileCommandError> {
@@ -58,5 +76,17 @@ mod tests {
         let d2 = lines[4].strip_prefix("digest<<").unwrap();
         assert_ne!(d1, d2);
         assert!(d1.starts_with("ghadelimiter_") && d1.len() > 40);
+    }
+
+    #[test]
+    fn check_writable_names_the_variable_and_leaves_files_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("output");
+        check_writable("GITHUB_OUTPUT", &fresh).unwrap();
+        assert_eq!(std::fs::read(&fresh).unwrap(), b"", "created, nothing written");
+        for bad in [dir.path().to_path_buf(), fresh.join("under-a-file")] {
+            let e = check_writable("GITHUB_STEP_SUMMARY", &bad).unwrap_err().to_string();
+            assert!(e.starts_with("GITHUB_STEP_SUMMARY names ") && e.contains("nothing was built or pushed"), "{e}");
+        }
     }
 }

@@ -30,6 +30,12 @@ impl Env {
         Env { vars }
     }
 
+    /// The snapshot with `name` set to `value` (what the edge learns elsewhere, such as the local git checkout).
+    pub fn with_var(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.vars.insert(name.to_string(), value.into());
+        self
+    }
+
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
     }

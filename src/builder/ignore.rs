@@ -1,7 +1,13 @@
 //! `.dockerignore` files and moby's `patternmatcher` semantics, ported: `**`, `*`, `?`, `[...]`, `\` escapes,
 //! `!` exceptions, patterns cleaned like Go's `filepath.Clean` (a leading `/` or `./` means the context root),
 //! the last matching pattern wins, and a pattern that matches a parent directory matches everything inside it.
+//!
+//! At scale (issue 13, finding 9: 10,000 patterns on 50,000 files took minutes) the patterns are compiled once and
+//! indexed: exact paths, `dir/**` prefixes and `**/name` suffixes are hash lookups of the path's prefixes and
+//! suffixes, and globs are tried only when their literal first component is the path's (or they start with a
+//! wildcard). Which patterns hit is then replayed in order, so the last-match-wins result is moby's.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 /// A compiled list of patterns.
@@ -9,6 +15,50 @@ use std::path::Path;
 pub struct PatternMatcher {
     patterns: Vec<Pattern>,
     exclusions: bool,
+    index: Index,
+}
+
+/// Pattern numbers by what a path must be, start with or end with, or by a glob's literal first component.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    exact: HashMap<String, Vec<usize>>,
+    prefix: HashMap<String, Vec<usize>>,
+    suffix: HashMap<String, Vec<usize>>,
+    /// `Kind::Suffix` patterns `**/name`, which also match the path `name` itself.
+    whole: HashMap<String, Vec<usize>>,
+    /// Globs by their leading literal directories (`logs/run1` for `logs/run1/*.log`): tried only on paths under
+    /// them.
+    regex_by_dir: HashMap<String, Vec<usize>>,
+    /// Globs whose first component has a wildcard: tried on every path.
+    regex_any: Vec<usize>,
+}
+
+impl Index {
+    fn add(&mut self, i: usize, p: &Pattern) {
+        let key = |m: &mut HashMap<String, Vec<usize>>, k: &str| m.entry(k.to_string()).or_default().push(i);
+        match &p.kind {
+            Kind::Exact => key(&mut self.exact, &p.cleaned),
+            Kind::Prefix => key(&mut self.prefix, &p.cleaned[..p.cleaned.len() - 2]),
+            Kind::Suffix => {
+                let suffix = &p.cleaned[2..];
+                key(&mut self.suffix, suffix);
+                if let Some(s) = suffix.strip_prefix('/') {
+                    key(&mut self.whole, s);
+                }
+            }
+            Kind::Regex(_) => {
+                let literal = |c: &&&str| !c.contains(['*', '?', '[', ']', '\\']);
+                let parts: Vec<&str> = p.cleaned.split('/').collect();
+                // The last component is the one the glob is in when all the others are literal.
+                let dirs = parts[..parts.len() - 1].iter().take_while(literal).count();
+                if dirs == 0 {
+                    self.regex_any.push(i);
+                } else {
+                    key(&mut self.regex_by_dir, &parts[..dirs].join("/"));
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +97,9 @@ impl PatternMatcher {
                 pm.exclusions = true;
             }
             let kind = compile(&p).map_err(|e| format!("invalid pattern {p:?}: {e}"))?;
-            pm.patterns.push(Pattern { cleaned: p, exclusion, kind });
+            let pattern = Pattern { cleaned: p, exclusion, kind };
+            pm.index.add(pm.patterns.len(), &pattern);
+            pm.patterns.push(pattern);
         }
         Ok(pm)
     }
@@ -83,22 +135,71 @@ impl PatternMatcher {
     /// Whether `file` (slash-separated, relative to the context) is matched: by a pattern for itself or for one
     /// of its parent directories, and not undone by a later `!` pattern (moby's `MatchesOrParentMatches`).
     pub fn matches(&self, file: &str) -> bool {
+        let hits = self.hits(file);
+        let mut matched = false;
+        for i in hits {
+            if self.patterns[i].exclusion == matched {
+                matched = !matched;
+            }
+        }
+        matched
+    }
+
+    /// moby's loop as written, every pattern against the file and each parent: the oracle the index is tested
+    /// against.
+    #[cfg(test)]
+    pub(crate) fn matches_every_pattern(&self, file: &str) -> bool {
         let parent = dir(file);
         let parent_dirs: Vec<&str> = if parent == "." { Vec::new() } else { parent.split('/').collect() };
         let mut matched = false;
         for p in &self.patterns {
-            if p.exclusion != matched {
-                continue;
-            }
-            let mut m = p.matches(file);
-            if !m {
-                m = (1..=parent_dirs.len()).any(|i| p.matches(&parent_dirs[..i].join("/")));
-            }
-            if m {
+            if p.exclusion == matched
+                && (p.matches(file) || (1..=parent_dirs.len()).any(|i| p.matches(&parent_dirs[..i].join("/"))))
+            {
                 matched = !p.exclusion;
             }
         }
         matched
+    }
+
+    /// The patterns that match `file` or one of its parent directories, in order, found through the index.
+    fn hits(&self, file: &str) -> Vec<usize> {
+        let ix = &self.index;
+        let mut hits: Vec<usize> = Vec::new();
+        let mut add = |v: Option<&Vec<usize>>| hits.extend(v.into_iter().flatten());
+        // The file and each parent directory (moby cleans the parent with `filepath.Dir`, which a clean
+        // relative path does not change), each checked as the pattern kinds need.
+        let mut candidates: Vec<&str> = vec![file];
+        if dir(file) != "." {
+            candidates.extend(file.match_indices('/').map(|(i, _)| &file[..i]).filter(|p| !p.is_empty()));
+        }
+        // A prefix pattern matching a parent matches the file too: the file alone is enough.
+        for (i, _) in file.char_indices().chain(std::iter::once((file.len(), ' '))) {
+            add(ix.prefix.get(&file[..i]));
+        }
+        for path in &candidates {
+            add(ix.exact.get(*path));
+            add(ix.whole.get(*path));
+            for (i, _) in path.char_indices() {
+                add(ix.suffix.get(&path[i..]));
+            }
+            add(ix.suffix.get(""));
+        }
+        let mut tried: Vec<usize> = Vec::new();
+        for path in &candidates {
+            // The globs under each directory above `path`, then those that may match anywhere.
+            let dirs = path.match_indices('/').map(|(i, _)| &path[..i]);
+            let under = dirs.filter_map(|d| ix.regex_by_dir.get(d)).flatten();
+            for &i in under.chain(&ix.regex_any) {
+                if self.patterns[i].matches(path) {
+                    tried.push(i);
+                }
+            }
+        }
+        hits.extend(tried);
+        hits.sort_unstable();
+        hits.dedup();
+        hits
     }
 }
 

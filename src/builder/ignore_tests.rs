@@ -143,3 +143,53 @@ fn reinclusion_below_excluded_directories() {
     assert!(!pm.may_reinclude_under("secret/private"));
     assert!(pm.may_reinclude_under("secret/public"));
 }
+
+/// Issue 13, finding 9: the indexed matcher gives moby's answer (every pattern tried in order) for every path, on
+/// a generated mix of exact, prefix, suffix and glob patterns with exceptions, rooted and wildcard-first.
+#[test]
+fn the_index_agrees_with_trying_every_pattern() {
+    let parts = ["a", "b", "src", "logs", "x.txt", "y.log", "node_modules", "tmp-1", "dir"];
+    let shapes = [
+        "{0}",
+        "{0}/{1}",
+        "{0}/**",
+        "**/{1}",
+        "{0}/*.log",
+        "*/{1}",
+        "{0}/**/{1}",
+        "**",
+        "{0}?",
+        "{0}/[xy].*",
+        "**{1}",
+        "{0}**/*.txt",
+        "!{0}/{1}",
+        "!**/{1}",
+        "{0}/{1}/**",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut paths = Vec::new();
+    for _ in 0..300 {
+        let depth = 1 + next(4);
+        let p: Vec<&str> = (0..depth).map(|_| parts[next(parts.len())]).collect();
+        paths.push(p.join("/"));
+    }
+    for round in 0..60 {
+        let n = 1 + next(12);
+        let patterns: Vec<String> = (0..n)
+            .map(|_| {
+                let shape = shapes[next(shapes.len())];
+                shape.replace("{0}", parts[next(parts.len())]).replace("{1}", parts[next(parts.len())])
+            })
+            .collect();
+        let m = PatternMatcher::new(&patterns).unwrap_or_else(|e| panic!("{patterns:?}: {e}"));
+        for path in &paths {
+            assert_eq!(m.matches(path), m.matches_every_pattern(path), "round {round}: {patterns:?} on {path}");
+        }
+    }
+}

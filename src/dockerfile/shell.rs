@@ -1,8 +1,14 @@
 //! Variable expansion and word splitting as BuildKit's shell lexer (`frontend/dockerfile/shell/lex.go`) does it:
 //! `$V`, `${V}`, `${V:-d}`, `${V-d}`, `${V:+a}`, `${V+a}`, `${V:?m}`, `${V#p}`, `${V%p}`, `${V/p/r}`, quotes and
 //! the escape token. It never runs anything: it is a string transformation over a set of variables.
+//!
+//! What expansion may produce is bounded (issue 13): one expansion may add at most [`MAX_GROWTH`] bytes to its
+//! input, and the expansions sharing an [`ExpansionBudget`] (one build) at most its size together, so a
+//! Dockerfile that doubles a variable line after line (`ARG A=$A$A`) fails with an error naming the line instead
+//! of exhausting memory.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::pattern::{pattern_regex, trim_prefix, trim_suffix};
 
@@ -30,6 +36,50 @@ impl Vars for NoVars {
     fn get_var(&self, _: &str) -> Option<&str> {
         None
     }
+}
+
+/// The most one expansion may add to the length of its input: far more than any real value needs (Linux refuses
+/// an environment string over 128 KiB), far less than what a self-doubling variable reaches.
+pub const MAX_GROWTH: usize = 1 << 20;
+
+/// What all the expansions of one build may add to their inputs together, by default.
+pub const MAX_TOTAL_GROWTH: usize = 32 << 20;
+
+/// A ceiling shared by many expansions (those of one build): each charges what it added to its input.
+#[derive(Debug)]
+pub struct ExpansionBudget {
+    left: AtomicUsize,
+}
+
+impl Default for ExpansionBudget {
+    fn default() -> Self {
+        ExpansionBudget::new(MAX_TOTAL_GROWTH)
+    }
+}
+
+impl ExpansionBudget {
+    pub fn new(bytes: usize) -> Self {
+        ExpansionBudget { left: AtomicUsize::new(bytes) }
+    }
+
+    fn charge(&self, n: usize) -> Result<(), String> {
+        self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(n)).map(|_| ()).map_err(
+            |_| {
+                "the Dockerfile's variables expand to more than the build's limit in all \
+                 (variables built from themselves, such as `ARG A=$A$A` repeated, grow without bound): \
+                 no Dockerfile needs values that long"
+                    .to_string()
+            },
+        )
+    }
+}
+
+fn too_long() -> String {
+    format!(
+        "the expansion grows by more than {} MiB (a variable built from itself, such as `ARG A=$A$A` repeated, \
+         doubles at each line): no Dockerfile needs values that long",
+        MAX_GROWTH >> 20
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,8 +118,48 @@ impl Lexer {
         self.run(word, vars).map(|(_, w)| w)
     }
 
+    /// [`Lexer::process_word`], charging what the expansion adds to `budget`.
+    pub fn process_word_within(
+        &self,
+        word: &str,
+        vars: &dyn Vars,
+        budget: &ExpansionBudget,
+    ) -> Result<String, ExpandError> {
+        self.run_within(word, vars, budget).map(|(s, _)| s)
+    }
+
+    /// [`Lexer::process_words`], charging what the expansion adds to `budget`.
+    pub fn process_words_within(
+        &self,
+        word: &str,
+        vars: &dyn Vars,
+        budget: &ExpansionBudget,
+    ) -> Result<Vec<String>, ExpandError> {
+        self.run_within(word, vars, budget).map(|(_, w)| w)
+    }
+
+    fn run_within(
+        &self,
+        word: &str,
+        vars: &dyn Vars,
+        budget: &ExpansionBudget,
+    ) -> Result<(String, Vec<String>), ExpandError> {
+        let (s, w) = self.run(word, vars)?;
+        budget
+            .charge(s.len().saturating_sub(word.len()))
+            .map_err(|message| ExpandError { word: word.to_string(), message })?;
+        Ok((s, w))
+    }
+
     fn run(&self, word: &str, vars: &dyn Vars) -> Result<(String, Vec<String>), ExpandError> {
-        let mut s = Scan { lex: *self, chars: word.chars().collect(), pos: 0, vars, raw_escapes: self.raw_escapes };
+        let mut s = Scan {
+            lex: *self,
+            chars: word.chars().collect(),
+            pos: 0,
+            vars,
+            raw_escapes: self.raw_escapes,
+            limit: word.len().saturating_add(MAX_GROWTH),
+        };
         s.stop_on(None, self.raw_escapes).map_err(|message| ExpandError { word: word.to_string(), message })
     }
 }
@@ -80,6 +170,8 @@ struct Scan<'a> {
     pos: usize,
     vars: &'a dyn Vars,
     raw_escapes: bool,
+    /// The longest any string built from this input may get.
+    limit: usize,
 }
 
 #[derive(Default)]
@@ -134,6 +226,11 @@ impl Scan<'_> {
         c
     }
 
+    /// Fails once `s` is longer than the expansion may get.
+    fn bounded(&self, s: &str) -> Res<()> {
+        if s.len() > self.limit { Err(too_long()) } else { Ok(()) }
+    }
+
     fn stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Res<(String, Vec<String>)> {
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
@@ -159,6 +256,7 @@ impl Scan<'_> {
             };
             if let Some(tmp) = special {
                 result.push_str(&tmp);
+                self.bounded(&result)?;
                 if ch == '$' {
                     words.add_string(&tmp);
                 } else {
@@ -225,7 +323,10 @@ impl Scan<'_> {
                     }
                     return Ok(out);
                 }
-                Some('$') => out.push_str(&self.dollar()?),
+                Some('$') => {
+                    out.push_str(&self.dollar()?);
+                    self.bounded(&out)?;
+                }
                 Some(mut ch) => {
                     self.pos += 1;
                     if ch == self.lex.escape {
@@ -352,11 +453,19 @@ impl Scan<'_> {
                 }
                 let value = value.unwrap_or_default();
                 let re = pattern_regex(&pattern, true, false)?;
-                Ok(if all {
-                    re.replace_all(&value, replacement.as_str()).into_owned()
-                } else {
-                    re.replace(&value, replacement.as_str()).into_owned()
-                })
+                // By hand rather than `Regex::replace_all`, to stop as soon as the result is too long.
+                let mut out = String::new();
+                let mut last = 0;
+                for caps in re.captures_iter(&value).take(if all { usize::MAX } else { 1 }) {
+                    let Some(m) = caps.get(0) else { continue };
+                    out.push_str(&value[last..m.start()]);
+                    caps.expand(&replacement, &mut out);
+                    self.bounded(&out)?;
+                    last = m.end();
+                }
+                out.push_str(&value[last..]);
+                self.bounded(&out)?;
+                Ok(out)
             }
             _ => Err(format!("unsupported modifier ({modifier}) in substitution")),
         }

@@ -210,3 +210,63 @@ fn skip_unset_keeps_references() {
     let l = Lexer { skip_unset: true, ..Lexer::new('\\') };
     assert_eq!(l.process_word("$A ${B} ${C:-d}", &NoVars).unwrap(), "$A ${B} ${C:-d}");
 }
+
+/// Issue 13, finding 2: `ARG A=$A$A` forty times reached gigabytes and aborted. One expansion may add at most
+/// `MAX_GROWTH` to its input; the error says why.
+#[test]
+fn a_self_doubling_variable_stops_at_the_growth_limit() {
+    use super::shell::MAX_GROWTH;
+    let l = Lexer::new('\\');
+    let mut vars: BTreeMap<String, String> = [("A".to_string(), "x".repeat(1000))].into();
+    let mut failed_at = None;
+    for i in 0..40 {
+        match l.process_word("$A$A", &vars) {
+            Ok(v) => {
+                assert!(v.len() <= MAX_GROWTH + 4, "round {i}: {} bytes", v.len());
+                vars.insert("A".into(), v);
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("grows by more than 1 MiB"), "{e}");
+                assert!(e.to_string().contains("ARG A=$A$A"), "{e}");
+                failed_at = Some(i);
+                break;
+            }
+        }
+    }
+    // 1000 bytes doubled: 512,000 after 9 rounds, 1,024,000 after 10 (under 1 MiB plus the 4-byte input), then over.
+    assert_eq!(failed_at, Some(10));
+    // Quoted, in a default, in a replacement: every way of growing is bounded.
+    let big: BTreeMap<String, String> = [("B".to_string(), "y".repeat(MAX_GROWTH / 2 + 100))].into();
+    for word in ["\"$B$B\"", "${X:-$B$B}", "${B//y/yy}", "$B${B}"] {
+        match l.process_word(word, &big) {
+            Ok(v) => panic!("{word} expanded to {} bytes", v.len()),
+            Err(e) => assert!(e.to_string().contains("1 MiB"), "{word}: {e}"),
+        }
+    }
+    // A long value that does not grow is fine (a heredoc body, a big label copied once).
+    let long = "z".repeat(3 * MAX_GROWTH);
+    assert_eq!(l.process_word(&long, &NoVars).unwrap().len(), long.len());
+}
+
+/// The budget shared by one build's expansions bounds their sum, whatever the number of lines.
+#[test]
+fn a_shared_budget_bounds_the_total() {
+    use super::shell::ExpansionBudget;
+    let l = Lexer::new('\\');
+    let vars: BTreeMap<String, String> = [("A".to_string(), "a".repeat(100_000))].into();
+    let budget = ExpansionBudget::new(1_000_000);
+    let mut ok = 0;
+    let err = loop {
+        match l.process_word_within("$A", &vars, &budget) {
+            Ok(v) => {
+                assert_eq!(v.len(), 100_000);
+                ok += 1;
+            }
+            Err(e) => break e,
+        }
+        assert!(ok < 100, "the budget never ran out");
+    };
+    assert_eq!(ok, 10, "ten expansions of 100,000 bytes (less their 2-byte input) fit in 1,000,000");
+    assert!(err.to_string().contains("limit"), "{err}");
+    assert_eq!(l.process_words_within("$A", &vars, &ExpansionBudget::new(200_000)).unwrap().len(), 1);
+}

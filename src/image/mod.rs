@@ -15,7 +15,7 @@ use bytes::Bytes;
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::{Digest, HashingWriter, InvalidDigest, digest_file};
 pub use manifest::{Descriptor, Index, Manifest, Platform, media_type, to_canonical_json};
-pub use name::{ImageName, ImageRef, InvalidName, is_loopback_host, is_valid_tag};
+pub use name::{ImageName, ImageRef, InvalidName, is_loopback_host, is_valid_tag, registry_host};
 
 /// Where a blob's bytes can be read from.
 #[derive(Debug, Clone, PartialEq)]

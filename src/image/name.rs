@@ -30,16 +30,8 @@ impl ImageName {
     /// A target name: registry and repository are lowercased (registries require it, owners often have capitals),
     /// then checked against the distribution grammar.
     pub fn new(registry: &str, repository: &str) -> Result<Self, InvalidName> {
-        let registry = registry.trim().trim_end_matches('/').to_ascii_lowercase();
-        let registry = registry
-            .strip_prefix("https://")
-            .or_else(|| registry.strip_prefix("http://"))
-            .unwrap_or(&registry)
-            .to_string();
+        let registry = registry_host(registry)?;
         let repository = repository.trim().trim_matches('/').to_ascii_lowercase();
-        if !valid_host(&registry) {
-            return Err(InvalidName::Registry(registry));
-        }
         if !valid_repository(&repository) {
             return Err(InvalidName::Repository(repository));
         }
@@ -126,6 +118,18 @@ impl fmt::Display for ImageRef {
     }
 }
 
+/// A registry host as the user wrote it (`GHCR.io`, `https://registry.lan:5000/`), lowercased without scheme or
+/// trailing slash, and checked to be `host[:port]`.
+pub fn registry_host(registry: &str) -> Result<String, InvalidName> {
+    let registry = registry.trim().trim_end_matches('/').to_ascii_lowercase();
+    let registry =
+        registry.strip_prefix("https://").or_else(|| registry.strip_prefix("http://")).unwrap_or(&registry).to_string();
+    if !valid_host(&registry) {
+        return Err(InvalidName::Registry(registry));
+    }
+    Ok(registry)
+}
+
 /// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn is_valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
@@ -135,14 +139,25 @@ pub fn is_valid_tag(tag: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// Whether `host` (`host[:port]`) is this machine for certain: an IP literal in 127.0.0.0/8, `::1`, or
+/// `localhost`. Only these may be spoken to over plain HTTP without being named in `insecure_registries`; a name
+/// that merely looks local (`127.evil.example`, `localhost.example`) resolves wherever its DNS says.
 pub fn is_loopback_host(host: &str) -> bool {
-    let h = strip_port(host);
-    h == "localhost" || h.starts_with("127.") || h == "[::1]" || h == "::1"
+    let h = strip_port(host.trim());
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let ip = h.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(h);
+    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split_once(']').map(|(h, _)| h).map(|h| &host[..h.len() + 1]).unwrap_or(host);
+    }
+    // A bare IPv6 literal (`::1`) has colons but no port.
+    if host.matches(':').count() > 1 {
+        return host;
     }
     host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
 }
@@ -228,6 +243,41 @@ mod tests {
         assert_eq!(n("octo/app").unwrap(), "docker.io/octo/app");
         assert_eq!(n("busybox").unwrap(), "docker.io/library/busybox");
         assert!(matches!(ImageName::parse("ghcr.io/a b"), Err(InvalidName::Repository(_))));
+    }
+
+    /// Issue 13, finding 5: any host starting with `127.` was taken for loopback and spoken to over plain HTTP,
+    /// credentials included.
+    #[test]
+    fn only_loopback_ip_literals_and_localhost_are_loopback() {
+        for local in [
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "127.255.0.9:80",
+            "localhost",
+            "LOCALHOST:5000",
+            "[::1]",
+            "[::1]:5000",
+            "::1",
+        ] {
+            assert!(is_loopback_host(local), "{local}");
+        }
+        for remote in [
+            "127.evil.example",
+            "127.evil.example:5000",
+            "127.0.0.1.nip.io",
+            "127.0.0.1.evil.example:443",
+            "127.1",
+            "localhost.example",
+            "localhostx:5000",
+            "128.0.0.1",
+            "10.0.0.1:5000",
+            "[::2]:5000",
+            "[::ffff:127.0.0.1]",
+            "ghcr.io",
+            "",
+        ] {
+            assert!(!is_loopback_host(remote), "{remote}");
+        }
     }
 
     #[test]

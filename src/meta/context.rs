@@ -75,6 +75,22 @@ impl GitContext {
         self.git_ref.strip_prefix("refs/pull/")
     }
 
+    /// A `pull_request` event whose head is in another repository (a fork): the run has no secrets and a
+    /// read-only token, so nothing can be pushed. `pull_request_target` runs in the base repository's context
+    /// and is not one.
+    pub fn is_fork_pull_request(&self) -> bool {
+        if self.event_name != "pull_request" {
+            return false;
+        }
+        let head = self.payload_str("/pull_request/head/repo/full_name");
+        let base = self.payload_str("/pull_request/base/repo/full_name").or(self.payload_str("/repository/full_name"));
+        let forked = self.payload.pointer("/pull_request/head/repo/fork").and_then(Value::as_bool) == Some(true);
+        match (head, base) {
+            (Some(h), Some(b)) => !h.eq_ignore_ascii_case(b),
+            _ => forked,
+        }
+    }
+
     fn payload_str(&self, pointer: &str) -> Option<&str> {
         self.payload.pointer(pointer).and_then(Value::as_str)
     }
@@ -143,6 +159,17 @@ mod tests {
     fn ctx(pairs: &[(&str, &str)], payload: Value) -> GitContext {
         let vars = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         GitContext::from_vars(&vars, Some(payload))
+    }
+
+    #[test]
+    fn a_pull_request_from_another_repository_is_a_fork() {
+        let pr = |head: &str| serde_json::json!({"pull_request": {"head": {"repo": {"full_name": head}}, "base": {"repo": {"full_name": "octo/app"}}}});
+        assert!(ctx(&[("GITHUB_EVENT_NAME", "pull_request")], pr("someone/app")).is_fork_pull_request());
+        assert!(!ctx(&[("GITHUB_EVENT_NAME", "pull_request")], pr("Octo/App")).is_fork_pull_request());
+        assert!(!ctx(&[("GITHUB_EVENT_NAME", "pull_request_target")], pr("someone/app")).is_fork_pull_request());
+        assert!(!ctx(&[("GITHUB_EVENT_NAME", "push")], Value::Null).is_fork_pull_request());
+        let only_flag = serde_json::json!({"pull_request": {"head": {"repo": {"fork": true}}}});
+        assert!(ctx(&[("GITHUB_EVENT_NAME", "pull_request")], only_flag).is_fork_pull_request());
     }
 
     #[test]

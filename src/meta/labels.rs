@@ -55,10 +55,21 @@ pub fn pairs(
                 i + 1
             ));
         }
-        // metadata-action drops such lines silently; they are dropped here too, but the user hears of it.
+        // metadata-action drops lines without `=` silently; they are dropped here too, but the user hears of it.
+        // An empty or spaced key is refused in the docker CLI's words (`opts.ValidateLabel`).
+        let what = if input == "labels" { "label" } else { "annotation" };
         match expanded.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => out.push((k.trim().to_string(), v.to_string())),
-            _ => notices.push(format!("{input}: line {} `{text}` is not `key=value`: ignored", i + 1)),
+            Some((k, _)) if k.trim().is_empty() => {
+                return Err(err(format!("invalid {what} '{expanded}': empty name (write `key=value`)")));
+            }
+            Some((k, _)) if k.trim().contains(char::is_whitespace) => {
+                return Err(err(format!(
+                    "{what} '{}' contains whitespaces (keys are reverse-DNS names such as `com.example.team`)",
+                    k.trim()
+                )));
+            }
+            Some((k, v)) => out.push((k.trim().to_string(), v.to_string())),
+            None => notices.push(format!("{input}: line {} `{text}` is not `key=value`: ignored", i + 1)),
         }
     }
     Ok(out)
@@ -88,8 +99,8 @@ pub fn annotations(
     Ok(out)
 }
 
-/// `index,manifest[linux/amd64]:key` → (`["index", "manifest[linux/amd64]"]`, `key`). A key whose part before
-/// the first `:` is not a list of levels has none (`manifest`).
+/// `index,manifest[linux/amd64]:key` → (`["index", "manifest[linux/amd64]"]`, `key`); a key without `:` is at
+/// `manifest`. A prefix that is not a list of levels is refused in buildx's words (`unknown annotation type`).
 fn split_levels(k: &str) -> Result<(Vec<String>, String), String> {
     const LEVELS: [&str; 4] = ["manifest", "index", "manifest-descriptor", "index-descriptor"];
     let Some((head, key)) = k.split_once(':') else { return Ok((vec!["manifest".into()], k.into())) };
@@ -98,8 +109,12 @@ fn split_levels(k: &str) -> Result<(Vec<String>, String), String> {
         let base = l.split_once('[').map_or(l, |(b, _)| b);
         LEVELS.contains(&base) && (base == l || l.ends_with(']'))
     };
-    if !levels.iter().all(|l| is_level(l)) {
-        return Ok((vec!["manifest".into()], k.into()));
+    if let Some(bad) = levels.iter().find(|l| !is_level(l)) {
+        return Err(format!(
+            "unknown annotation type \"{bad}\": prefix the key with {} (several comma-separated, each optionally \
+             with [os/arch]), or with nothing for `manifest`",
+            LEVELS.join(", ")
+        ));
     }
     if key.trim().is_empty() {
         return Err(format!("`{k}` names a level but no key"));
@@ -138,12 +153,10 @@ mod tests {
         let lines: Vec<String> = ["a=1", "# note", "", "b = x=y", "c="].iter().map(|s| s.to_string()).collect();
         let p = pairs(&lines, "labels", None, &mut Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p, kv(&[("a", "1"), ("b", " x=y"), ("c", "")]));
-        for bad in ["novalue", "=x"] {
-            let mut notices = Vec::new();
-            let p = pairs(&[bad.to_string()], "labels", None, &mut notices).unwrap_or_else(|e| panic!("{e}"));
-            assert!(p.is_empty());
-            assert_eq!(notices, [format!("labels: line 1 `{bad}` is not `key=value`: ignored")]);
-        }
+        let mut notices = Vec::new();
+        let p = pairs(&["novalue".to_string()], "labels", None, &mut notices).unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.is_empty());
+        assert_eq!(notices, ["labels: line 1 `novalue` is not `key=value`: ignored"]);
     }
 
     #[test]
@@ -161,7 +174,6 @@ mod tests {
                 ("index:y", "2"),
                 ("index,manifest-descriptor:z", "3"),
                 ("manifest[linux/amd64]:w", "4"),
-                ("com.ex:k", "5"),
                 ("manifest:t", "6"),
             ]),
         )
@@ -169,17 +181,32 @@ mod tests {
         let keys: Vec<&str> = a.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            [
-                "index:y",
-                "index:z",
-                "manifest-descriptor:z",
-                "manifest:com.ex:k",
-                "manifest:t",
-                "manifest:x",
-                "manifest[linux/amd64]:w"
-            ]
+            ["index:y", "index:z", "manifest-descriptor:z", "manifest:t", "manifest:x", "manifest[linux/amd64]:w"]
         );
         assert_eq!(a["manifest:t"], "6");
         assert!(annotations(vec![], kv(&[("index:", "x")])).is_err());
+        // Issue 13, finding 7: an unknown prefix was taken as part of the key.
+        for bad in ["com.ex:k", "indx:k", "index,foo:k", "manifest[linux/amd64:k"] {
+            let e = annotations(vec![], kv(&[(bad, "v")])).unwrap_err();
+            assert!(e.starts_with("unknown annotation type \"") && e.contains("index-descriptor"), "{bad}: {e}");
+        }
+    }
+
+    /// Issue 13, finding 7: empty and spaced keys were accepted; refused in the docker CLI's words.
+    #[test]
+    fn empty_and_spaced_keys_are_refused() {
+        for (input, line, want) in [
+            ("labels", "=x", "invalid label '=x': empty name"),
+            ("labels", "  = x", "invalid label '= x': empty name"),
+            ("labels", "a b=1", "label 'a b' contains whitespaces"),
+            ("annotations", "=x", "invalid annotation '=x': empty name"),
+            ("annotations", "my key=1", "annotation 'my key' contains whitespaces"),
+        ] {
+            let e = pairs(&[line.to_string()], input, None, &mut Vec::new()).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("input `{input}`, line 1 ")) && e.contains(want), "{line}: {e}");
+        }
+        let mut notices = Vec::new();
+        assert!(pairs(&["novalue".to_string()], "labels", None, &mut notices).unwrap().is_empty());
+        assert_eq!(notices.len(), 1, "a line without `=` is still dropped with a notice, as metadata-action does");
     }
 }

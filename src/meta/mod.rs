@@ -42,9 +42,9 @@ use tags::Line;
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     /// A line of an input (`tags`, `flavor`, `images`, `labels`, `annotations`), numbered from 1.
-    #[error("{input}: line {line} `{text}`: {message}")]
+    #[error("input `{input}`, line {line} `{text}`: {message}")]
     Line { input: &'static str, line: usize, text: String, message: String },
-    #[error("{input}: {message}")]
+    #[error("input `{input}`: {message}")]
     Input { input: &'static str, message: String },
     #[error("reading the repository {repository} from GitHub's API: {message}")]
     Api { repository: String, message: String },
@@ -95,6 +95,19 @@ impl Meta {
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix(level)?.strip_prefix(':')?.to_string(), v.clone())))
             .collect()
+    }
+
+    /// What a pushed index carries: the `index:` annotations, and by default the labels GitHub's package page
+    /// reads from a multi-platform image's index (`description`, `source`, `licenses`; ghcr.io does not look into
+    /// the children), when they have a value and the user did not set them.
+    pub fn index_annotations(&self) -> BTreeMap<String, String> {
+        let mut out = self.annotations_at("index");
+        for key in ["description", "source", "licenses"].map(|k| format!("org.opencontainers.image.{k}")) {
+            if let Some(v) = self.labels.get(&key).filter(|v| !v.is_empty()) {
+                out.entry(key).or_insert_with(|| v.clone());
+            }
+        }
+        out
     }
 }
 

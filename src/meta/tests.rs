@@ -65,19 +65,19 @@ fn errors_name_the_input_and_line() {
     let cases = [
         (
             MetaInputs { tags: lines(&["a", "type=semver"]), ..Default::default() },
-            "tags: line 2 `type=semver`: `type=semver` needs `pattern=`",
+            "input `tags`, line 2 `type=semver`: `type=semver` needs `pattern=`",
         ),
         (
             MetaInputs { tags: lines(&["ok", "ghcr.io/o/app:1"]), ..Default::default() },
-            "tags: line 2 `ghcr.io/o/app:1`: `ghcr.io/o/app:1` is not a valid tag",
+            "input `tags`, line 2 `ghcr.io/o/app:1`: `ghcr.io/o/app:1` is not a valid tag",
         ),
         (
             MetaInputs { flavor: lines(&["latest=always"]), ..Default::default() },
-            "flavor: line 1 `latest=always`: `latest=always` is not auto, true or false",
+            "input `flavor`, line 1 `latest=always`: `latest=always` is not auto, true or false",
         ),
         (
             MetaInputs { images: lines(&["ghcr.io/o/app:v1"]), ..Default::default() },
-            "images: line 1 `ghcr.io/o/app:v1`",
+            "input `images`, line 1 `ghcr.io/o/app:v1`",
         ),
         (
             MetaInputs { tags: lines(&["type=raw,value=x,enable={{branch}}"]), ..Default::default() },
@@ -155,6 +155,15 @@ fn labels_annotations_and_json() {
         [("org.opencontainers.image.description".to_string(), "Index".to_string())]
     );
     assert_eq!(m.annotations_at("manifest").len(), 9);
+    // The pushed index also carries what GitHub's package page reads (the user's `index:` value wins; the empty
+    // description of the repository data would not be set).
+    let index = m.index_annotations();
+    assert_eq!(index["org.opencontainers.image.description"], "Index");
+    assert_eq!(index["org.opencontainers.image.source"], "https://github.com/Octo-Org/App");
+    assert_eq!(
+        index.get("org.opencontainers.image.licenses").map(String::as_str),
+        m.labels.get("org.opencontainers.image.licenses").map(String::as_str).filter(|v| !v.is_empty())
+    );
     assert_eq!(m.json["tags"], json!(["ghcr.io/o/app:main"]));
     assert_eq!(m.json["tag-names"], json!(["main"]));
     assert_eq!(m.json["labels"]["built.from"], json!("main"));

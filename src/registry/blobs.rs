@@ -56,24 +56,55 @@ impl BlobHasher {
 }
 
 impl RegistryClient {
-    /// Whether `digest` is in the repository (HEAD).
+    /// Whether `digest` is in the repository (HEAD). A yes must carry the blob's `Docker-Content-Digest`.
     pub async fn blob_exists(&self, name: &ImageName, digest: &Digest) -> Result<bool, RegistryError> {
-        self.blob_exists_as(&Target::new(name, Action::Pull), digest).await
+        self.blob_exists_as(&Target::new(name, Action::Pull), digest, None).await
     }
 
-    pub(crate) async fn blob_exists_as(&self, t: &Target, digest: &Digest) -> Result<bool, RegistryError> {
+    /// HEAD of a blob whose size may be known. A registry saying it has the blob must prove it (issue 13): with
+    /// a `Docker-Content-Digest` equal to `digest`, or without one, a `Content-Length` equal to `size`.
+    pub(crate) async fn blob_exists_as(
+        &self,
+        t: &Target,
+        digest: &Digest,
+        size: Option<u64>,
+    ) -> Result<bool, RegistryError> {
         let what = format!("checking blob {digest} in {}", t.name);
         self.retrying(&what, || async {
             let url = self.url(&t.name, &format!("blobs/{digest}"))?;
             let timeout = Some(self.inner.options.timeout);
             let resp = self.send(t, Method::HEAD, url.clone(), HeaderMap::new(), Body::Empty, timeout).await?;
             match resp.status().as_u16() {
-                200..=299 => Ok(true),
+                200..=299 => self.check_blob_head(t, digest, size, resp.headers()).map(|()| true),
                 404 => Ok(false),
                 _ => Err(self.error_for(t, &format!("blob {digest}"), &Method::HEAD, &url, resp).await),
             }
         })
         .await
+    }
+
+    fn check_blob_head(
+        &self,
+        t: &Target,
+        digest: &Digest,
+        size: Option<u64>,
+        h: &HeaderMap,
+    ) -> Result<(), RegistryError> {
+        let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let stated = header("docker-content-digest");
+        let length = header("content-length").and_then(|v| v.parse::<u64>().ok());
+        let proof = match (stated, size) {
+            (Some(d), _) if d == digest.as_str() => return Ok(()),
+            (Some(d), _) => format!("its HEAD of blob {digest} answered with the digest `{d}`"),
+            (None, Some(size)) if length == Some(size) => return Ok(()),
+            (None, Some(size)) => format!(
+                "its HEAD of blob {digest} ({size} bytes) claimed the blob exists with neither its digest nor its \
+                 size ({})",
+                length.map_or("no Content-Length".to_string(), |n| format!("Content-Length {n}"))
+            ),
+            (None, None) => format!("its HEAD of blob {digest} claimed the blob exists without its digest"),
+        };
+        Err(RegistryError::NotDistribution { registry: t.name.registry.clone(), message: proof })
     }
 
     /// Mounts `digest` from the repository `from` (same registry) into `to`. A refused mount (202) opens an upload

@@ -69,6 +69,8 @@ pub struct DockerConfig {
     path: PathBuf,
     /// (host as written, normalised host, credentials), in file order.
     auths: Vec<(String, String, Credentials)>,
+    /// The `auth` values as written (base64 of `username:password`): secrets in their own right.
+    raw_auths: Vec<Secret>,
     cred_helpers: BTreeMap<String, String>,
     creds_store: Option<String>,
 }
@@ -114,10 +116,12 @@ impl DockerConfig {
             serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?
         };
         let mut auths = Vec::new();
+        let mut raw_auths = Vec::new();
         for (key, entry) in raw.auths {
             let creds = if let Some(token) = entry.identitytoken.filter(|t| !t.is_empty()) {
                 Some(Credentials::new(IDENTITY_TOKEN_USER, Secret::new(token)))
             } else if let Some(auth) = entry.auth.filter(|a| !a.trim().is_empty()) {
+                raw_auths.push(Secret::new(auth.trim()));
                 let (user, pass) = decode_auth(&auth)
                     .ok_or_else(|| invalid(format!("the `auth` of `{key}` is not base64 of `username:password`")))?;
                 Some(Credentials::new(user, Secret::new(pass)))
@@ -134,16 +138,18 @@ impl DockerConfig {
         }
         let cred_helpers = raw.cred_helpers.into_iter().map(|(k, v)| (hostname(&k), v)).collect();
         let creds_store = raw.creds_store.filter(|s| !s.trim().is_empty());
-        Ok(DockerConfig { path: path.to_path_buf(), auths, cred_helpers, creds_store })
+        Ok(DockerConfig { path: path.to_path_buf(), auths, raw_auths, cred_helpers, creds_store })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Every password and token written in the file, to mask before anything is printed.
+    /// Every password and token written in the file, and each `auth` value as written (its base64 gives the
+    /// password away), to mask before anything is printed.
     pub fn secrets(&self) -> Vec<&str> {
-        self.auths.iter().map(|(_, _, c)| c.password.expose()).collect()
+        let passwords = self.auths.iter().map(|(_, _, c)| c.password.expose());
+        passwords.chain(self.raw_auths.iter().map(Secret::expose)).collect()
     }
 
     /// The helper that serves `registry`: its `credHelpers` entry, else `credsStore`.
@@ -347,7 +353,11 @@ mod tests {
         assert_eq!(c.stored("registry.example.com"), None, "the port is part of the host");
         let mut secrets = c.secrets();
         secrets.sort();
-        assert_eq!(secrets, vec!["ghp_x", "hub:pass:with:colons", "pw2", "pw3"]);
+        // Issue 13, finding 8: each `auth` value is masked too; its base64 gives the password away.
+        let (hub, local, gh) = (b64("hubuser:hub:pass:with:colons"), b64("local:pw2"), b64("octocat:ghp_x"));
+        let mut want = vec!["ghp_x", "hub:pass:with:colons", "pw2", "pw3", &hub, &local, &gh];
+        want.sort();
+        assert_eq!(secrets, want);
     }
 
     #[test]

@@ -65,6 +65,13 @@ pub enum RegistryError {
     )]
     Tls { registry: String, detail: String },
 
+    #[error(
+        "{registry} accepted a connection but answered neither the TLS handshake nor plain HTTP within {} s: check \
+         that the `registry` input's port is the registry's",
+        waited.as_secs_f64()
+    )]
+    NoAnswer { registry: String, waited: Duration },
+
     #[error("the connection to {registry} failed during {what} ({detail})")]
     Transport { registry: String, what: String, detail: String, temporary: bool },
 
@@ -73,6 +80,14 @@ pub enum RegistryError {
 
     #[error("the registry {registry} broke the distribution protocol: {message}")]
     Protocol { registry: String, message: String },
+
+    /// A server that answers, but not as a distribution registry does: it claimed to hold or store something
+    /// without the proof the spec requires (a digest, a 201, the tag reading back). Nothing it said is trusted.
+    #[error(
+        "{registry} does not speak the OCI distribution API ({message}), so nothing can be taken as stored there: \
+         check that the `registry` or `images` input names a container registry (host and port)"
+    )]
+    NotDistribution { registry: String, message: String },
 
     #[error(
         "{reference} has no image for {wanted}; it offers {}: set `platforms` to one of them or pick another base",
@@ -112,9 +127,15 @@ fn unauthorized(registry: &str, repository: &str, action: Action, username: Opti
         (Action::Push, Some(u)) => {
             format!("the registry {registry} did not let {u} push to {registry}/{repository}: {PUSH_PERMISSION_HINT}")
         }
-        (Action::Push, None) => format!(
+        (Action::Push, None) if registry == "ghcr.io" || registry == "docker.pkg.github.com" => format!(
             "pushing to {registry}/{repository} needs credentials: set the `username` and `password` inputs, and \
              {PUSH_PERMISSION_HINT}"
+        ),
+        // `username` and `password` go only to GitHub's registries and the `registry` input's host.
+        (Action::Push, None) => format!(
+            "pushing to {registry}/{repository} needs credentials and none were given for {registry}: add a \
+             `registry_auth` line `{registry}=USERNAME:PASSWORD` (from secrets), or, when it is the `registry` input, \
+             set `username` and `password`"
         ),
         (Action::Pull, Some(u)) => format!(
             "the registry {registry} did not let {u} pull {registry}/{repository}: check the image name and that \
@@ -134,12 +155,48 @@ fn unauthorized(registry: &str, repository: &str, action: Action, username: Opti
 fn denied(registry: &str, repository: &str, action: Action, message: &str) -> String {
     let said = if message.is_empty() { String::new() } else { format!(" ({message})") };
     match action {
+        Action::Push if registry == "ghcr.io" => {
+            format!("push to {registry}/{repository} was denied{said}: {}", ghcr_push_advice(repository, message))
+        }
         Action::Push => format!("push to {registry}/{repository} was denied{said}: {PUSH_PERMISSION_HINT}"),
         Action::Pull => format!(
             "reading {registry}/{repository} was denied{said}: check that the `username` and `password` inputs may \
              read it"
         ),
         Action::Delete => format!("deleting from {registry}/{repository} was denied{said}"),
+    }
+}
+
+/// What ghcr.io's refusal of a push means, from its wording: the workflow token lacks `packages: write` (its scope
+/// shows it), the package does not give this repository write access ("Manage Actions access"), or the
+/// organisation does not let workflow tokens create packages. `permission_denied: write_package` can be the first
+/// or the second, so it gets both fixes.
+pub fn ghcr_push_advice(repository: &str, message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let owner = repository.split('/').next().unwrap_or(repository);
+    let package = repository.split_once('/').map(|(_, p)| p).unwrap_or(repository);
+    let settings = format!(
+        "https://github.com/orgs/{owner}/packages/container/{}/settings (https://github.com/users/{owner}/... for a \
+         personal account)",
+        package.replace('/', "%2F")
+    );
+    if lower.contains("does not match expected scopes") || lower.contains("scope") {
+        "the token may not write packages: give the job `permissions: packages: write` (or use a token with the \
+         `write:packages` scope)"
+            .to_string()
+    } else if lower.contains("not allowed to create") {
+        format!(
+            "the organisation {owner} does not let workflow tokens create packages: an organisation owner can allow it \
+             under Settings > Packages, or create the package once by hand and give this repository write access \
+             under its \"Manage Actions access\""
+        )
+    } else if lower.contains("not allowed to write") {
+        format!(
+            "the package exists and does not give this repository write access: add the repository with the Write \
+             role under \"Manage Actions access\" at {settings}"
+        )
+    } else {
+        PUSH_PERMISSION_HINT.to_string()
     }
 }
 
@@ -156,13 +213,25 @@ impl RegistryError {
     /// Whether trying the same operation again may succeed: 408, 429, 5xx, dropped connections and timeouts.
     pub fn is_temporary(&self) -> bool {
         match self {
+            // DIGEST_INVALID: the registry got other bytes than we sent (we hash what we send, from its source):
+            // a body cut or changed on the way. Sending it again from its source may succeed.
             RegistryError::Registry { status, code, .. } => {
-                matches!(status, 408 | 429 | 500..=599) || code == "TOOMANYREQUESTS" || code == "UNAVAILABLE"
+                matches!(status, 408 | 429 | 500..=599)
+                    || code == "TOOMANYREQUESTS"
+                    || code == "UNAVAILABLE"
+                    || code == "DIGEST_INVALID"
             }
             RegistryError::Connect { mid_transfer, .. } => *mid_transfer,
             RegistryError::Transport { temporary, .. } => *temporary,
             _ => false,
         }
+    }
+
+    /// A manifest PUT refused because a blob (or child manifest) it references is unknown: right after the blob
+    /// was uploaded, another job pushing into the same repository can cause this; HEAD and upload again, then
+    /// put the manifest again.
+    pub fn is_blob_unknown(&self) -> bool {
+        matches!(self, RegistryError::Registry { code, .. } if code == "MANIFEST_BLOB_UNKNOWN" || code == "BLOB_UNKNOWN")
     }
 
     /// How long the registry asked us to wait (`Retry-After` on 429 and 503).
@@ -271,6 +340,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ghcr_refusals_say_which_fix_applies() {
+        let scope =
+            ghcr_push_advice("octo-org/app", "permission_denied: The token provided does not match expected scopes.");
+        assert!(scope.contains("`permissions: packages: write`"), "{scope}");
+        let access =
+            ghcr_push_advice("octo-org/app/web", "denied: installation not allowed to Write organization package");
+        assert!(access.contains("Manage Actions access"), "{access}");
+        assert!(access.contains("https://github.com/orgs/octo-org/packages/container/app%2Fweb/settings"), "{access}");
+        let create =
+            ghcr_push_advice("octo-org/app", "denied: installation not allowed to Create organization package");
+        assert!(create.contains("does not let workflow tokens create packages"), "{create}");
+        assert_eq!(ghcr_push_advice("octo-org/app", "something else"), PUSH_PERMISSION_HINT);
+        let e = RegistryError::Denied {
+            registry: "ghcr.io".into(),
+            repository: "octo-org/app".into(),
+            action: Action::Push,
+            message: "permission_denied: write_package".into(),
+        };
+        assert!(e.to_string().contains("Manage Actions access"), "{e}");
+    }
+
+    #[test]
     fn envelope_is_parsed_and_summarised() {
         let body = br#"{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"blob upload invalid","detail":"digest mismatch"},{"code":"X","message":"second","detail":[{"Type":"repository","Name":"a","Action":"push"}]}]}"#;
         let entries = parse_envelope(body);
@@ -371,6 +462,12 @@ mod tests {
             assert!(!reg(s, "").is_temporary(), "{s}");
         }
         assert!(reg(400, "TOOMANYREQUESTS").is_temporary());
+        // Issue 13, finding 4: the registry saw other bytes than we sent; from the source again they may arrive.
+        assert!(reg(400, "DIGEST_INVALID").is_temporary());
+        assert!(!reg(400, "MANIFEST_INVALID").is_temporary());
+        assert!(
+            reg(400, "MANIFEST_BLOB_UNKNOWN").is_blob_unknown() && !reg(400, "MANIFEST_BLOB_UNKNOWN").is_temporary()
+        );
         let c = |mid_transfer| RegistryError::Connect { registry: "r".into(), detail: "d".into(), mid_transfer };
         assert!(!c(false).is_temporary(), "a registry that never answered is a configuration problem");
         assert!(c(true).is_temporary());

@@ -18,9 +18,15 @@ fn name(fake: &FakeRegistry) -> ImageName {
 async fn a_500_then_success_is_retried_once_and_counted() {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let fake =
-        FakeRegistry::start(move |_| if c.fetch_add(1, SeqCst) == 0 { Reply::status(500) } else { Reply::status(200) })
-            .await;
+    let x = Digest::of(b"x");
+    let fake = FakeRegistry::start(move |_| {
+        if c.fetch_add(1, SeqCst) == 0 {
+            Reply::status(500)
+        } else {
+            Reply::with(200, &[("Docker-Content-Digest", x.as_str())])
+        }
+    })
+    .await;
     let client = fast_client(ClientOptions::default());
     let progress = Arc::new(Collect::default());
     client.set_progress(progress.clone());
@@ -150,10 +156,11 @@ async fn a_manifest_whose_bytes_do_not_match_the_requested_digest_is_refused() {
 async fn a_stalled_registry_times_out_and_is_retried() {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
+    let found = || Reply::with(200, &[("Docker-Content-Digest", Digest::of(b"x").as_str())]);
     let fake = FakeRegistry::start(move |_| {
         match c.fetch_add(1, SeqCst) {
-            0 => Reply::After(Duration::from_millis(600), Box::new(Reply::status(200))), // later than the timeout
-            _ => Reply::status(200),
+            0 => Reply::After(Duration::from_millis(600), Box::new(found())), // later than the timeout
+            _ => found(),
         }
     })
     .await;
@@ -179,7 +186,17 @@ async fn connection_refused_names_the_registry_input_and_is_not_retried() {
 async fn a_long_upload_logs_how_far_it_got() {
     let dir = tempfile::tempdir().unwrap();
     let layer = random_blob(dir.path(), "blob", 50_000);
+    let img = super::testing::image("linux/amd64", vec![layer]);
+    let top = img.manifest();
     let fake = FakeRegistry::start(move |req| match req.method.as_str() {
+        "HEAD" if req.target.contains("/manifests/") => Reply::with(
+            200,
+            &[
+                ("Docker-Content-Digest", top.digest.as_str()),
+                ("Content-Type", top.media_type.as_str()),
+                ("Content-Length", &top.bytes.len().to_string()),
+            ],
+        ),
         "HEAD" => Reply::status(404),
         "POST" => Reply::with(202, &[("Location", "/v2/a/b/blobs/uploads/x")]),
         "PUT" if req.target.contains("/blobs/") => {
@@ -189,7 +206,6 @@ async fn a_long_upload_logs_how_far_it_got() {
     })
     .await;
     let client = fast_client(ClientOptions { progress_interval: Duration::from_millis(100), ..Default::default() });
-    let img = super::testing::image("linux/amd64", vec![layer]);
     let progress = Collect::default();
     let r = super::push(&client, &name(&fake), &crate::image::Artifact::Image(img), &[], &progress).await.unwrap();
     assert_eq!(r.uploaded, 2);
@@ -199,4 +215,92 @@ async fn a_long_upload_logs_how_far_it_got() {
     assert!(periodic >= 2, "{lines:?}");
     assert!(lines.iter().any(|l| l.contains("uploaded sha256:") && l.ends_with("(50.0 kB)")), "{lines:?}");
     assert!(client.inner.in_flight.lock().unwrap().is_empty(), "blob locks are released");
+}
+
+/// Issue 13, finding 5: a name that only looks local (`127.evil.example`) is spoken to over TLS, never plain HTTP;
+/// listing it in `insecure_registries` is what allows plain HTTP.
+#[tokio::test]
+async fn a_name_starting_with_127_gets_tls_unless_listed_as_insecure() {
+    let fake = FakeRegistry::start(|_| Reply::with(200, &[("Docker-Content-Digest", Digest::of(b"x").as_str())])).await;
+    let host = format!("127.evil.example:{}", fake.addr.port());
+    let pinned = |options: ClientOptions| {
+        super::install_crypto();
+        super::RegistryClient::build(options, |b| b.resolve("127.evil.example", fake.addr)).unwrap()
+    };
+    let target = ImageName::new(&host, "a/b").unwrap();
+    let tls_only = pinned(ClientOptions::default());
+    tls_only.set_credentials(&host, super::Credentials::new("u", crate::secret::Secret::new("p4ss")));
+    let e = tls_only.blob_exists(&target, &Digest::of(b"x")).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Tls { .. } | RegistryError::Connect { .. }), "{e:?}");
+    assert!(fake.seen().is_empty(), "no plain HTTP request: {:?}", fake.seen());
+
+    let listed = pinned(ClientOptions { insecure_registries: vec![host.clone()], ..ClientOptions::default() });
+    assert!(listed.blob_exists(&target, &Digest::of(b"x")).await.unwrap());
+    assert_eq!(fake.seen().len(), 1, "{:?}", fake.seen());
+}
+
+/// A listener that accepts connections and answers a plain HTTP request with `reply` (or never, when `None`), but
+/// never answers a TLS ClientHello.
+async fn mute_to_tls(reply: Option<&'static str>) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                // Each request on a kept-alive connection is answered; a ClientHello never is.
+                while matches!(s.read(&mut buf).await, Ok(1..)) {
+                    match reply {
+                        Some(r) if buf[0] != 0x16 => {
+                            let _ = s.write_all(r.as_bytes()).await;
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Issue 13, finding 10: a port that accepts TCP but never answers TLS cost 5 s before the fallback; now the
+/// fallback comes within the probe's 1.5 s and says so.
+#[tokio::test]
+async fn a_port_silent_to_tls_falls_back_to_plain_http_quickly_and_says_so() {
+    let d = Digest::of(b"x");
+    let reply: &'static str = Box::leak(
+        format!("HTTP/1.1 200 OK\r\nDocker-Content-Digest: {d}\r\nContent-Length: 0\r\n\r\n").into_boxed_str(),
+    );
+    let (addr, task) = mute_to_tls(Some(reply)).await;
+    let client = fast_client(ClientOptions::default());
+    let progress = Arc::new(Collect::default());
+    client.set_progress(progress.clone());
+    let start = Instant::now();
+    assert!(client.blob_exists(&ImageName::new(&addr.to_string(), "a/b").unwrap(), &d).await.unwrap());
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    let lines = progress.lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with("warning:") && l.contains("did not answer the TLS handshake")),
+        "{lines:?}"
+    );
+    task.abort();
+}
+
+/// Issue 13, finding 10: a port that answers neither TLS nor HTTP fails fast with an error naming it.
+#[tokio::test]
+async fn a_port_that_answers_nothing_fails_fast_naming_the_registry_input() {
+    let (addr, task) = mute_to_tls(None).await;
+    let client = fast_client(ClientOptions::default());
+    let start = Instant::now();
+    let host = addr.to_string();
+    let e = client.blob_exists(&ImageName::new(&host, "a/b").unwrap(), &Digest::of(b"x")).await.unwrap_err();
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(3500), "took {took:?}");
+    assert!(matches!(e, RegistryError::NoAnswer { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains(&host) && m.contains("neither the TLS handshake nor plain HTTP") && m.contains("`registry`"));
+    assert_eq!(client.retry_count(), 0);
+    task.abort();
 }

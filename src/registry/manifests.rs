@@ -82,17 +82,25 @@ impl RegistryClient {
 
     /// What `reference` points at, without its body; `None` if the registry has no such manifest.
     pub async fn head_manifest(&self, name: &ImageName, reference: &str) -> Result<Option<Descriptor>, RegistryError> {
-        let t = Target::new(name, Action::Pull);
-        let what = format!("checking manifest {reference} of {name}");
+        self.head_manifest_as(&Target::new(name, Action::Pull), reference).await
+    }
+
+    /// [`RegistryClient::head_manifest`] with the scopes of `t` (a push reads back what it wrote with its token).
+    pub(crate) async fn head_manifest_as(
+        &self,
+        t: &Target,
+        reference: &str,
+    ) -> Result<Option<Descriptor>, RegistryError> {
+        let what = format!("checking manifest {reference} of {}", t.name);
         self.retrying(&what, || async {
             let url = self.url(&t.name, &format!("manifests/{reference}"))?;
             let timeout = Some(self.inner.options.timeout);
-            let resp = self.send(&t, Method::HEAD, url.clone(), accept(), Body::Empty, timeout).await?;
+            let resp = self.send(t, Method::HEAD, url.clone(), accept(), Body::Empty, timeout).await?;
             if resp.status().as_u16() == 404 {
                 return Ok(None);
             }
             if !resp.status().is_success() {
-                return Err(self.error_for(&t, &format!("manifest `{reference}`"), &Method::HEAD, &url, resp).await);
+                return Err(self.error_for(t, &format!("manifest `{reference}`"), &Method::HEAD, &url, resp).await);
             }
             let h = resp.headers();
             let digest = header(h, "docker-content-digest").and_then(|v| v.parse::<Digest>().ok());
@@ -102,7 +110,7 @@ impl RegistryClient {
                 (Some(d), Some(s), Some(m)) => Ok(Some(Descriptor::new(m, d, s))),
                 // Some registries leave these out of a HEAD: ask for the body instead.
                 _ => {
-                    let raw = self.get_manifest_once(&t, reference).await?;
+                    let raw = self.get_manifest_once(t, reference).await?;
                     Ok(Some(raw.descriptor()))
                 }
             }
@@ -110,7 +118,9 @@ impl RegistryClient {
         .await
     }
 
-    /// Stores a manifest under a tag or its digest; returns its digest, checked against the registry's.
+    /// Stores a manifest under a tag or its digest; returns its digest, checked against the registry's. The
+    /// registry must answer 201 Created, as the distribution spec requires, and state the same digest if it
+    /// states one; a server answering 200 to anything (a web page, a proxy's error page) stored nothing.
     pub async fn put_manifest(
         &self,
         name: &ImageName,
@@ -132,8 +142,25 @@ impl RegistryClient {
             if !resp.status().is_success() {
                 return Err(self.error_for(&t, &format!("manifest `{reference}`"), &Method::PUT, &url, resp).await);
             }
-            let stated = header(resp.headers(), "docker-content-digest").and_then(|v| v.parse::<Digest>().ok());
-            match stated {
+            if resp.status().as_u16() != 201 {
+                return Err(RegistryError::NotDistribution {
+                    registry: name.registry.clone(),
+                    message: format!(
+                        "it answered {} to the PUT of manifest `{reference}`, not 201 Created",
+                        resp.status()
+                    ),
+                });
+            }
+            let stated = header(resp.headers(), "docker-content-digest");
+            if let Some(raw) = stated.filter(|v| v.parse::<Digest>().is_err()) {
+                return Err(RegistryError::NotDistribution {
+                    registry: name.registry.clone(),
+                    message: format!(
+                        "it stored manifest `{reference}` under the digest `{raw}`, which is not a digest"
+                    ),
+                });
+            }
+            match stated.and_then(|v| v.parse::<Digest>().ok()) {
                 Some(d) if d.algorithm() == "sha256" && d != manifest.digest => Err(RegistryError::DigestMismatch {
                     registry: name.registry.clone(),
                     what: format!("the stored manifest `{reference}`"),

@@ -16,6 +16,7 @@ mod blobs;
 mod docker_config;
 mod error;
 mod manifests;
+mod preflight;
 mod pull;
 mod push;
 mod retry;
@@ -30,6 +31,8 @@ pub(crate) mod distribution;
 mod e2e_tests;
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod proof_tests;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -47,6 +50,8 @@ pub use pull::{read_images, resolve_image, resolve_index};
 pub use push::{BlobOutcome, PushReport, push, push_after, push_blob_to};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use tags::Deleted;
+/// An error and its causes on one line, each once, with secrets scrubbed.
+pub(crate) use transport::chain as error_chain;
 pub use upload::{resolve_location, with_digest};
 
 use crate::image::{ImageName, is_loopback_host};
@@ -89,7 +94,7 @@ impl Default for ClientOptions {
             monolithic_threshold: 64 << 20,
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(30),
-            progress_interval: Duration::from_secs(10),
+            progress_interval: Duration::from_secs(5),
         }
     }
 }
@@ -126,6 +131,10 @@ impl std::fmt::Debug for RegistryClient {
             .finish_non_exhaustive()
     }
 }
+
+/// How long the first contact with a plain-HTTP-allowed host waits for its TLS handshake, then for a plain HTTP
+/// answer: a registry on loopback or a LAN answers in milliseconds.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// What rustls-platform-verifier says when the system has no CA certificate at all.
 const NO_SYSTEM_ROOTS: &str = "No CA certificates were loaded from the system";
@@ -240,22 +249,16 @@ impl RegistryClient {
     /// The URL to really use: loopback and insecure hosts may speak TLS (a local registry with a test CA), so
     /// like Docker we try HTTPS first, once per host, and use plain HTTP only when the host does not speak TLS.
     /// Unlike Docker, an untrusted certificate is not skipped: it is an error that says to set `ca_file`.
-    pub(crate) async fn effective_url(&self, mut url: url::Url) -> url::Url {
+    pub(crate) async fn effective_url(&self, mut url: url::Url) -> Result<url::Url, RegistryError> {
         let host = transport::authority(&url);
         if url.scheme() != "http" || !self.plain_http(&host) {
-            return url;
+            return Ok(url);
         }
         let mut known = self.inner.speaks_tls.lock().await;
         let tls = match known.get(&host) {
             Some(tls) => *tls,
             None => {
-                let probe = format!("https://{host}/v2/");
-                // A certificate we do not trust still means the host speaks TLS: going on over HTTPS gives the
-                // TLS error (which names `ca_file`), where plain HTTP would get "HTTP request to an HTTPS server".
-                let speaks = match self.inner.http.get(&probe).timeout(Duration::from_secs(5)).send().await {
-                    Ok(_) => true,
-                    Err(e) => transport::is_certificate_error(&e),
-                };
+                let speaks = self.probe_tls(&host).await?;
                 known.insert(host.clone(), speaks);
                 speaks
             }
@@ -263,7 +266,40 @@ impl RegistryClient {
         if tls {
             let _ = url.set_scheme("https");
         }
-        url
+        Ok(url)
+    }
+
+    /// Whether `host` speaks TLS. A port that accepts the connection but never answers the TLS handshake used to
+    /// cost 5 s (issue 13, finding 10): after [`PROBE_TIMEOUT`] it is asked in plain HTTP, which it either
+    /// answers (plain HTTP then, with a warning saying so) or not (an error saying it answered neither).
+    async fn probe_tls(&self, host: &str) -> Result<bool, RegistryError> {
+        let timeout = PROBE_TIMEOUT.min(self.inner.options.connect_timeout);
+        let tls = self.inner.http.get(format!("https://{host}/v2/")).timeout(timeout).send().await;
+        match tls {
+            Ok(_) => return Ok(true),
+            // A certificate we do not trust still means the host speaks TLS: going on over HTTPS gives the TLS
+            // error (which names `ca_file`), where plain HTTP would get "HTTP request to an HTTPS server".
+            Err(e) if transport::is_certificate_error(&e) => return Ok(true),
+            Err(e) if !e.is_timeout() => return Ok(false),
+            Err(_) => {}
+        }
+        let plain = self.inner.http.get(format!("http://{host}/v2/")).timeout(timeout).send().await;
+        match plain {
+            Ok(resp) => {
+                // A slow TLS server answers plain HTTP with 400 "Client sent an HTTP request to an HTTPS server".
+                let body = transport::read_capped(resp, 4096).await.unwrap_or_default();
+                if String::from_utf8_lossy(&body).contains("HTTPS server") {
+                    return Ok(true);
+                }
+                self.progress().warning(&format!(
+                    "{host} accepted the connection but did not answer the TLS handshake within {:.1} s; it answers \
+                     plain HTTP, so plain HTTP is used",
+                    timeout.as_secs_f64()
+                ));
+                Ok(false)
+            }
+            Err(_) => Err(RegistryError::NoAnswer { registry: host.to_string(), waited: timeout * 2 }),
+        }
     }
 
     /// `SCHEME://HOST/v2/REPOSITORY/SUFFIX`.
@@ -330,6 +366,13 @@ mod tests {
         assert_eq!(url("registry.lan:5000"), "http://registry.lan:5000/v2/a/b/blobs/uploads/");
         assert_eq!(url("ghcr.io"), "https://ghcr.io/v2/a/b/blobs/uploads/");
         assert_eq!(url("docker.io"), "https://registry-1.docker.io/v2/a/b/blobs/uploads/");
+        // Issue 13, finding 5: names that only look local are TLS, as is a listed host on another port.
+        assert_eq!(url("127.evil.example"), "https://127.evil.example/v2/a/b/blobs/uploads/");
+        assert_eq!(url("127.0.0.1.nip.io:5000"), "https://127.0.0.1.nip.io:5000/v2/a/b/blobs/uploads/");
+        assert_eq!(url("localhost.example"), "https://localhost.example/v2/a/b/blobs/uploads/");
+        assert_eq!(url("registry.lan:5001"), "https://registry.lan:5001/v2/a/b/blobs/uploads/");
+        assert_eq!(url("127.0.0.9:8080"), "http://127.0.0.9:8080/v2/a/b/blobs/uploads/");
+        assert_eq!(url("[::1]:5000"), "http://[::1]:5000/v2/a/b/blobs/uploads/");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::{RegistryClient, RegistryError};
 use crate::image::{
-    Blob, BlobSource, Descriptor, Image, ImageConfig, ImageRef, Index, Layer, Manifest, Platform, RawManifest,
+    Blob, BlobSource, Descriptor, Digest, Image, ImageConfig, ImageRef, Index, Layer, Manifest, Platform, RawManifest,
     media_type,
 };
 
@@ -43,17 +43,28 @@ pub async fn resolve_image(client: &RegistryClient, r: &ImageRef, platform: &Pla
             available: vec![found.to_string()],
         });
     }
+    let layers = layers_of(r, &raw.digest, &manifest, &config)?;
+    Ok(Image::from_parts(config, layers))
+}
+
+/// A manifest's layers, left in `r`'s repository, paired with the config's diff_ids (which must be as many).
+fn layers_of(
+    r: &ImageRef,
+    digest: &Digest,
+    manifest: &Manifest,
+    config: &ImageConfig,
+) -> Result<Vec<Layer>, RegistryError> {
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(RegistryError::Protocol {
-            registry: r.name.registry.clone(),
-            message: format!(
-                "{r} lists {} layers but its config has {} diff_ids",
+        return Err(RegistryError::NotAnImage {
+            reference: r.to_string(),
+            detail: format!(
+                "{digest} lists {} layers but its config has {} diff_ids",
                 manifest.layers.len(),
                 config.rootfs.diff_ids.len()
             ),
         });
     }
-    let layers = manifest
+    Ok(manifest
         .layers
         .iter()
         .zip(&config.rootfs.diff_ids)
@@ -61,8 +72,7 @@ pub async fn resolve_image(client: &RegistryClient, r: &ImageRef, platform: &Pla
             blob: Blob { descriptor: desc.clone(), source: BlobSource::Registry(r.name.clone()) },
             diff_id: diff_id.clone(),
         })
-        .collect();
-    Ok(Image::from_parts(config, layers))
+        .collect())
 }
 
 /// Every image `r` names, as the registry holds it: the one image, or each image of its index with the entry's
@@ -98,26 +108,7 @@ async fn read_manifest(client: &RegistryClient, r: &ImageRef, raw: RawManifest) 
         message: format!("the config of {r} ({}) is not an image config: {e}", manifest.config.digest),
     };
     let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(invalid)?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(RegistryError::NotAnImage {
-            reference: r.to_string(),
-            detail: format!(
-                "{} lists {} layers but its config has {} diff_ids",
-                raw.digest,
-                manifest.layers.len(),
-                config.rootfs.diff_ids.len()
-            ),
-        });
-    }
-    let layers = manifest
-        .layers
-        .iter()
-        .zip(&config.rootfs.diff_ids)
-        .map(|(desc, diff_id)| Layer {
-            blob: Blob { descriptor: desc.clone(), source: BlobSource::Registry(r.name.clone()) },
-            diff_id: diff_id.clone(),
-        })
-        .collect();
+    let layers = layers_of(r, &raw.digest, &manifest, &config)?;
     Image::from_registry(&r.name, raw, config_bytes, layers).map_err(invalid)
 }
 

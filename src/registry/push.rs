@@ -1,6 +1,11 @@
 //! The push pipeline, after go-containerregistry's `remote.Write` / `MultiWrite`: every distinct blob once (HEAD,
 //! else mount from the same registry, else upload or copy registry to registry), `jobs` at a time; then platform
 //! manifests by digest; then the top manifest once per tag, only when everything it references is in place.
+//!
+//! Nothing is reported as pushed before the registry confirmed it (issue 13): after tagging, each tag is read
+//! back (HEAD) and must give the pushed digest. A manifest PUT refused with MANIFEST_BLOB_UNKNOWN (another job
+//! pushing into the same repository at once can cause it) is repaired here, the one level that can: the blobs
+//! are HEADed and uploaded again if missing, then the manifest is put again, within the retry policy's tries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -95,9 +100,11 @@ pub async fn push_after(
     for m in &children {
         distinct_children.entry(m.digest.clone()).or_insert(m);
     }
+    let all_blobs: Vec<&Blob> = blobs.values().collect();
+    let repair = Repair { client, t: &t, blobs: &all_blobs, progress };
     stream::iter(distinct_children.values())
-        .map(|m| async move {
-            client.put_manifest(target, m.digest.as_str(), m).await?;
+        .map(|m| async {
+            repair.put(m.digest.as_str(), m, &[]).await?;
             progress.info(&format!("pushed platform manifest {}", short(&m.digest)));
             Ok::<_, RegistryError>(())
         })
@@ -106,13 +113,18 @@ pub async fn push_after(
         .await?;
 
     let top = artifact.manifest();
-    if tags.is_empty() {
-        client.put_manifest(target, top.digest.as_str(), &top).await?;
-        progress.info(&format!("pushed {target}@{}", top.digest));
+    let children: Vec<&RawManifest> = distinct_children.values().copied().collect();
+    let references: Vec<&str> =
+        if tags.is_empty() { vec![top.digest.as_str()] } else { tags.iter().map(String::as_str).collect() };
+    for reference in &references {
+        repair.put(reference, &top, &children).await?;
     }
-    for tag in tags {
-        client.put_manifest(target, tag, &top).await?;
-        progress.info(&format!("pushed {target}:{tag} ({})", top.digest));
+    // Each tag must read back as what was pushed before it is reported (a server answering 200 to anything
+    // would otherwise look like a registry that stored it all).
+    for reference in &references {
+        verify_reference(client, &t, reference, &top.digest).await?;
+        let at = if tags.is_empty() { "@" } else { ":" };
+        progress.info(&format!("pushed {target}{at}{reference} ({})", top.digest));
     }
 
     let mut report = PushReport {
@@ -140,6 +152,76 @@ pub async fn push_after(
     Ok(report)
 }
 
+/// Puts manifests, repairing a MANIFEST_BLOB_UNKNOWN refusal: HEAD (and upload again if missing) every blob of
+/// the push and the `children` manifests, then put again, after the policy's backoff, within its tries. The
+/// operations it calls retry transient failures themselves; this retries only what they cannot repair.
+struct Repair<'a> {
+    client: &'a RegistryClient,
+    t: &'a Target,
+    blobs: &'a [&'a Blob],
+    progress: &'a dyn Progress,
+}
+
+impl Repair<'_> {
+    async fn put(
+        &self,
+        reference: &str,
+        manifest: &RawManifest,
+        children: &[&RawManifest],
+    ) -> Result<(), RegistryError> {
+        let policy = &self.client.options().retry;
+        let mut attempt = 1;
+        loop {
+            match self.client.put_manifest(&self.t.name, reference, manifest).await {
+                Err(e) if e.is_blob_unknown() && attempt < policy.attempts.max(1) => {
+                    let delay = policy.backoff(attempt);
+                    self.client.count_retry();
+                    self.progress.warning(&format!(
+                        "putting manifest {reference} of {} failed ({e}); checking its blobs again and putting it \
+                         again in {:.1} s ({}/{})",
+                        self.t.name,
+                        delay.as_secs_f64(),
+                        attempt + 1,
+                        policy.attempts
+                    ));
+                    tokio::time::sleep(delay).await;
+                    for blob in self.blobs {
+                        push_blob(self.client, self.t, blob, self.progress).await?;
+                    }
+                    for child in children {
+                        self.client.put_manifest(&self.t.name, child.digest.as_str(), child).await?;
+                    }
+                    attempt += 1;
+                }
+                result => return result.map(|_| ()),
+            }
+        }
+    }
+}
+
+/// Reads `reference` back (HEAD, or GET when the registry leaves the digest out) and checks it gives `expected`.
+async fn verify_reference(
+    client: &RegistryClient,
+    t: &Target,
+    reference: &str,
+    expected: &Digest,
+) -> Result<(), RegistryError> {
+    let message = match client.head_manifest_as(t, reference).await {
+        Ok(Some(d)) if &d.digest == expected => return Ok(()),
+        Ok(Some(d)) => format!(
+            "right after storing `{reference}` as {expected} it answers {} for it (if another push moved the tag \
+             at the same moment, push again)",
+            d.digest
+        ),
+        Ok(None) => format!("right after storing `{reference}` it has no manifest `{reference}`"),
+        Err(RegistryError::DigestMismatch { actual, .. }) => {
+            format!("right after storing `{reference}` as {expected} it serves content with digest {actual} for it")
+        }
+        Err(e) => return Err(e),
+    };
+    Err(RegistryError::NotDistribution { registry: t.name.registry.clone(), message })
+}
+
 /// One blob, with no other push of the same client working on it at the same time.
 async fn push_blob(
     client: &RegistryClient,
@@ -165,7 +247,7 @@ async fn push_blob_locked(
     progress: &dyn Progress,
 ) -> Result<BlobOutcome, RegistryError> {
     let d = &blob.descriptor;
-    if client.blob_exists_as(t, &d.digest).await? {
+    if client.blob_exists_as(t, &d.digest, Some(d.size)).await? {
         progress.info(&format!("exists {} ({})", short(&d.digest), human_bytes(d.size)));
         return Ok(BlobOutcome::Skipped);
     }

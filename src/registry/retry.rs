@@ -60,6 +60,11 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 }
 
 impl RegistryClient {
+    /// Counts a retry made outside [`RegistryClient::retrying`] (the push pipeline's manifest repair).
+    pub(crate) fn count_retry(&self) {
+        self.inner.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Runs `op` under the policy. `what` names the operation in the warning each retry logs.
     pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, RegistryError>
     where
@@ -73,7 +78,7 @@ impl RegistryClient {
             match op().await {
                 Err(e) if e.is_temporary() && attempt < attempts => {
                     let delay = policy.delay_for(attempt, &e);
-                    self.inner.retries.fetch_add(1, Ordering::Relaxed);
+                    self.count_retry();
                     self.progress().warning(&format!(
                         "{what} failed ({e}); trying again in {:.1} s ({}/{attempts})",
                         delay.as_secs_f64(),

@@ -77,7 +77,7 @@ impl RegistryClient {
         timeout: Option<Duration>,
     ) -> Result<Response, RegistryError> {
         let host = t.name.api_host().to_ascii_lowercase();
-        let url = self.effective_url(url).await;
+        let url = self.effective_url(url).await?;
         let creds = self.resolve_credentials(&t.name).await?;
         let mut authz = self.authorization(t, creds.as_ref()).await?;
         let mut answered_challenge = false;

@@ -256,7 +256,8 @@ impl RegistryClient {
         self.source_error(blob, std::io::Error::new(std::io::ErrorKind::UnexpectedEof, msg))
     }
 
-    /// Checks the answer to the final PUT: 201 (any success), and the registry's digest when it states one.
+    /// Checks the answer to the final PUT: 201 Created (the spec's answer; go-containerregistry insists on it
+    /// too), and the registry's digest when it states one.
     async fn finish_upload(
         &self,
         t: &Target,
@@ -266,6 +267,12 @@ impl RegistryClient {
     ) -> Result<(), RegistryError> {
         if !resp.status().is_success() {
             return Err(self.error_for(t, "upload session", &Method::PUT, url, resp).await);
+        }
+        if resp.status().as_u16() != 201 {
+            return Err(RegistryError::NotDistribution {
+                registry: t.name.registry.clone(),
+                message: format!("it answered {} to the last PUT of blob {expected}, not 201 Created", resp.status()),
+            });
         }
         let stated = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::trim);
         match stated.map(str::parse::<Digest>) {

@@ -207,3 +207,165 @@ pub fn run_act(dir: &Path, home: &Path, args: &[String], env: &[(&str, &str)], t
     let (status, stdout, stderr) = super::wait_with_timeout(child, "act", timeout);
     ActResult { status, stdout, stderr }
 }
+
+/// `act push` of `workflow` in `d/repo`, in host mode, with the event in `d/event.json` and `password` as the
+/// `REGISTRY_PASSWORD` secret.
+pub fn act_push(d: &Path, dockerd: &Dockerd, workflow: &str, password: &str) -> ActResult {
+    act_push_with(d, dockerd, workflow, password, false)
+}
+
+/// [`act_push`]; with `engine`, the action's container gets the harness dockerd's socket at
+/// `/var/run/docker.sock`, as a runner mounts its engine's into every container action.
+pub fn act_push_with(d: &Path, dockerd: &Dockerd, workflow: &str, password: &str, engine: bool) -> ActResult {
+    let cache = d.join("act-cache").to_string_lossy().into_owned();
+    let secrets = d.join("secrets");
+    std::fs::write(&secrets, format!("REGISTRY_PASSWORD={password}\n")).expect("write secrets file");
+    let args: Vec<String> = [
+        "push",
+        "-W",
+        workflow,
+        "-e",
+        "../event.json",
+        // Runner images cannot be pulled here: run the job's `run:` steps on this machine. The action's
+        // own container still runs in dockerd.
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        // act pulls `docker://` action images by default, even when dockerd has them; ours exists only
+        // in the harness dockerd.
+        "--pull=false",
+        // Else act bind-mounts /var/run/docker.sock of the host into the container (and dockerd would
+        // create that path as a directory when it does not exist).
+        "--container-daemon-socket",
+        "-",
+        // No GitHub API from here: octopush reads the repository's description and license from it, and
+        // falls back to what the workflow context gives; a closed port fails at once.
+        "--env",
+        "GITHUB_API_URL=http://127.0.0.1:1",
+        "--action-cache-path",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        cache.clone(),
+        // In host mode act gives a docker action's container the `default` network, which in a dockerd
+        // started with `--bridge=none` is a namespace of its own with only loopback (the push then fails
+        // with `Connection refused`), while the registry listens on the host's 127.0.0.1: `--network host`. And it sets GITHUB_WORKSPACE to the host directory it made under
+        // the action cache (`.../hostexecutor`) but mounts that directory at the repository's path only,
+        // so `path: .`, which octopush reads against GITHUB_WORKSPACE as the runner defines it, is not
+        // there: mounting the action cache at its own path makes GITHUB_WORKSPACE hold the workspace.
+        // act merges these options into the step container's HostConfig (mergeContainerConfigs in
+        // pkg/container/docker_run.go).
+        "--container-options".into(),
+        match engine {
+            false => format!("--network host -v {cache}:{cache}"),
+            // act hands the container the DOCKER_HOST it was given (the harness socket's path): mounted there too.
+            true => {
+                let sock = dockerd.socket().display();
+                format!("--network host -v {cache}:{cache} -v {sock}:/var/run/docker.sock -v {sock}:{sock}")
+            }
+        },
+        // The secret from a file (not argv, and not the environment, which act's host mode copies into
+        // every step's).
+        "--secret-file".into(),
+        secrets.to_string_lossy().into_owned(),
+    ])
+    .collect();
+    let host = dockerd.host();
+    run_act(&d.join("repo"), &d.join("home"), &args, &[("DOCKER_HOST", &host)], Duration::from_secs(600))
+}
+
+/// How an example workflow a user copies (`examples/workflows/*.yml`) runs here under act: its steps and inputs
+/// kept, only what the test bed cannot give replaced. `runs-on` is act's host runner; `actions/checkout` copies
+/// the repository in; `OWNER/octopush@v1` is `./action` (the action image built from the test binary); each
+/// octopush step gets the local registry and its credentials (on GitHub the defaults apply: ghcr.io and the
+/// workflow token) and `with`; `run:` steps starting with a key of `runs` are replaced; and after each octopush
+/// step (id `X`, given or made up) a step prints `octopush-X=<matrix.platform>=<digest output>` for the test.
+#[derive(Debug, Clone, Default)]
+pub struct TestBed {
+    /// `host:port` of the registry the steps push to.
+    pub registry: String,
+    pub user: String,
+    /// The repository act's host mode starts from (copied into the workspace by the first step).
+    pub repo: PathBuf,
+    /// More inputs for every octopush step (`network: none`...).
+    pub with: Vec<(String, String)>,
+    /// `run:` commands replaced: (prefix of the command, the command instead).
+    pub runs: Vec<(String, String)>,
+}
+
+impl TestBed {
+    pub fn adapt(&self, example: &str) -> String {
+        let mut out = String::new();
+        // The octopush step being read: its indent (of `- `) and id.
+        let mut step: Option<(usize, String)> = None;
+        let mut in_with = false;
+        let mut last_id: Option<String> = None;
+        let mut made_ids = 0;
+        let flush = |out: &mut String, step: &mut Option<(usize, String)>| {
+            if let Some((indent, id)) = step.take() {
+                let pad = " ".repeat(indent);
+                out.push_str(&format!(
+                    "{pad}- run: echo \"octopush-{id}=${{{{ matrix.platform }}}}=${{{{ steps.{id}.outputs.digest }}}}\"\n"
+                ));
+            }
+        };
+        for line in example.lines() {
+            let indent = line.len() - line.trim_start().len();
+            let pad = " ".repeat(indent);
+            let trimmed = line.trim_start();
+            if let Some((step_indent, _)) = &step {
+                let ends = !trimmed.is_empty()
+                    && (indent < *step_indent || (indent == *step_indent && trimmed.starts_with("- ")));
+                if ends {
+                    in_with = false;
+                    flush(&mut out, &mut step);
+                }
+            }
+            if trimmed.starts_with("runs-on:") {
+                out.push_str(&format!("{pad}runs-on: ubuntu-latest\n"));
+            } else if trimmed.starts_with("steps:") {
+                out.push_str(&format!(
+                    "{line}\n{pad}  - run: cp -a '{}/.' \"$GITHUB_WORKSPACE/\"\n",
+                    self.repo.display()
+                ));
+            } else if trimmed == "- uses: actions/checkout@v4" {
+                // The copy above stands for it.
+            } else if let Some(cmd) = trimmed.strip_prefix("- run: ") {
+                match self.runs.iter().find(|(prefix, _)| cmd.starts_with(prefix.as_str())) {
+                    Some((_, instead)) => out.push_str(&format!("{pad}- run: {instead}\n")),
+                    None => out.push_str(&format!("{line}\n")),
+                }
+            } else if let Some(id) = trimmed.strip_prefix("- id: ") {
+                last_id = Some(id.trim().to_string());
+                out.push_str(&format!("{line}\n"));
+            } else if trimmed == "- uses: OWNER/octopush@v1" || trimmed == "uses: OWNER/octopush@v1" {
+                let (step_indent, id) = if trimmed.starts_with('-') {
+                    made_ids += 1;
+                    let id = format!("octopush{made_ids}");
+                    out.push_str(&format!("{pad}- id: {id}\n{pad}  uses: ./action\n"));
+                    (indent, id)
+                } else {
+                    out.push_str(&format!("{pad}uses: ./action\n"));
+                    (indent.saturating_sub(2), last_id.clone().unwrap_or_default())
+                };
+                step = Some((step_indent, id));
+            } else if step.is_some() && trimmed == "with:" {
+                out.push_str(&format!(
+                    "{line}\n{pad}  registry: {}\n{pad}  username: {}\n{pad}  password: ${{{{ secrets.REGISTRY_PASSWORD }}}}\n",
+                    self.registry, self.user
+                ));
+                for (k, v) in &self.with {
+                    out.push_str(&format!("{pad}  {k}: {v}\n"));
+                }
+                in_with = true;
+            } else if in_with && ["registry:", "username:", "password:"].iter().any(|k| trimmed.starts_with(k)) {
+                // Set above, for the test bed.
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        flush(&mut out, &mut step);
+        out
+    }
+}

@@ -11,7 +11,7 @@ use super::tool;
 impl Registry {
     /// curl options that authenticate a request to `path` as the configured user (none when anonymous) and
     /// trust the test CA.
-    fn auth_args(&self, method: &str, path: &str, anonymous: bool) -> Vec<String> {
+    pub(super) fn auth_args(&self, method: &str, path: &str, anonymous: bool) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(pki) = &self.pki {
             args.extend(["--cacert".to_string(), pki.ca_cert.to_string_lossy().into_owned()]);

@@ -10,8 +10,11 @@ pub mod access;
 pub mod act;
 pub mod checks;
 pub mod dockerd;
+pub mod github_api;
 pub mod http;
 pub mod image;
+pub mod packages;
+pub mod proxy;
 pub mod registry;
 pub mod tarball;
 pub mod tls;
@@ -27,6 +30,8 @@ pub use dockerd::Dockerd;
 pub use http::HttpResponse;
 #[allow(unused_imports)]
 pub use image::{BaseImage, MultiBase, busybox_rootfs, push_busybox_base, push_busybox_multiplatform};
+#[allow(unused_imports)]
+pub use proxy::{Fault, FaultProxy, Kind, Rule};
 #[allow(unused_imports)]
 pub use registry::{Auth, Mode, Options, Registry};
 #[allow(unused_imports)]
@@ -128,6 +133,43 @@ pub(crate) fn signal(pid: u32, signal: &str) {
 /// Where tests/support lives, for helper scripts.
 pub fn support_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("support")
+}
+
+/// Starts `tests/support/<script>` with python3 (arguments and environment set by `configure`, stderr to
+/// `stderr_file`) and waits for the port it prints as its first line. If none comes, the child is killed and its
+/// stderr is the error.
+pub fn start_support_script(
+    script: &str,
+    configure: impl FnOnce(&mut Command),
+    stderr_file: &Path,
+) -> Result<(std::process::Child, u16), String> {
+    use std::io::BufRead as _;
+    let path = support_dir().join(script);
+    assert!(path.is_file(), "{} is missing", path.display());
+    let mut cmd = Command::new(tool("python3"));
+    cmd.arg(&path);
+    configure(&mut cmd);
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(stderr_file).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(Duration::from_secs(30)).ok().and_then(|l| l.trim().parse::<u16>().ok()) {
+        Some(port) => Ok((child, port)),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(std::fs::read_to_string(stderr_file).unwrap_or_default())
+        }
+    }
 }
 
 /// Waits for a spawned child whose stdout and stderr are piped, reading both as it runs; past `timeout` it is

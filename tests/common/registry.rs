@@ -55,7 +55,16 @@ pub enum Auth {
         user: String,
         pass: String,
         expires_in: u64,
+        /// What the issuer grants the user (`pull,push,delete,*`; `pull` makes a registry the user may only read).
+        actions: String,
     },
+}
+
+impl Auth {
+    /// Token auth as ghcr.io does it: the user gets what it asks for, tokens valid 300 s.
+    pub fn token(user: &str, pass: &str) -> Auth {
+        Auth::Token { user: user.into(), pass: pass.into(), expires_in: 300, actions: "pull,push,delete,*".into() }
+    }
 }
 
 /// Any combination of TLS and authentication (the four [`Mode`]s are the common ones).
@@ -71,7 +80,7 @@ impl From<Mode> for Options {
             Mode::Anonymous => Options::default(),
             Mode::Tls => Options { tls: true, auth: Auth::None },
             Mode::Htpasswd { user, pass } => Options { tls: false, auth: Auth::Htpasswd { user, pass } },
-            Mode::Token { user, pass } => Options { tls: false, auth: Auth::Token { user, pass, expires_in: 300 } },
+            Mode::Token { user, pass } => Options { tls: false, auth: Auth::token(&user, &pass) },
         }
     }
 }
@@ -137,8 +146,8 @@ impl Registry {
                 config
                     .push_str(&format!("auth:\n  htpasswd:\n    realm: octopush-test\n    path: {}\n", file.display()));
             }
-            Auth::Token { user, pass, expires_in } => {
-                let iss = TokenIssuer::start_with(user, pass, *expires_in);
+            Auth::Token { user, pass, expires_in, actions } => {
+                let iss = TokenIssuer::start_granting(user, pass, *expires_in, actions);
                 config.push_str(&format!(
                     "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    \
                      rootcertbundle: {}\n",

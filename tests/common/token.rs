@@ -2,16 +2,13 @@
 //! credentials in, RS256 JWTs with an `x5c` header out, one JSON log line per request so tests can count token
 //! requests.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use serde::Deserialize;
 
 use super::http::{HttpResponse, curl};
-use super::{support_dir, tool};
+use super::start_support_script;
 
 /// The service name the registry announces and the issuer puts in `aud`.
 pub const SERVICE: &str = "octopush-test-registry";
@@ -71,43 +68,30 @@ impl TokenIssuer {
 
     /// Starts an issuer whose tokens expire after `expires_in` seconds (for token-refresh tests).
     pub fn start_with(user: &str, pass: &str, expires_in: u64) -> TokenIssuer {
-        let python = tool("python3");
-        let script = support_dir().join("token_issuer.py");
-        assert!(script.is_file(), "{} is missing", script.display());
+        TokenIssuer::start_granting(user, pass, expires_in, "pull,push,delete,*")
+    }
+
+    /// Starts an issuer that grants the user at most `actions` (comma-separated).
+    pub fn start_granting(user: &str, pass: &str, expires_in: u64, actions: &str) -> TokenIssuer {
         let dir = tempfile::Builder::new().prefix("octopush-issuer-").tempdir().expect("tempdir");
         let (cert, log, err) =
             (dir.path().join("issuer.crt"), dir.path().join("issuer.log"), dir.path().join("stderr"));
-        let mut child = Command::new(python)
-            .arg(&script)
-            .args(["--user", user, "--issuer", ISSUER, "--expires-in", &expires_in.to_string(), "--cert-out"])
-            .arg(&cert)
-            .arg("--log")
-            .arg(&log)
-            .env("TOKEN_ISSUER_PASSWORD", pass)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&err).expect("issuer stderr file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        let stdout = child.stdout.take().expect("issuer stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let port = rx.recv_timeout(Duration::from_secs(30)).ok().and_then(|l| l.trim().parse::<u16>().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+        let configure = |cmd: &mut Command| {
+            cmd.args(["--user", user, "--issuer", ISSUER, "--expires-in", &expires_in.to_string()])
+                .args(["--authenticated-actions", actions, "--cert-out"])
+                .arg(&cert)
+                .arg("--log")
+                .arg(&log)
+                .env("TOKEN_ISSUER_PASSWORD", pass);
+        };
+        let (child, port) = start_support_script("token_issuer.py", configure, &err).unwrap_or_else(|stderr| {
             let hint = if stderr.contains("No module named 'cryptography'") {
                 "python3 cannot import cryptography: run scripts/install-test-deps.sh\n"
             } else {
                 ""
             };
             panic!("{hint}the token issuer did not print its port; its stderr:\n{stderr}");
-        };
+        });
         TokenIssuer { child, port, cert, log, _dir: dir }
     }
 

@@ -58,6 +58,20 @@ impl RunResult {
         self
     }
 
+    /// A clean failure, as a user must see one: exit 1, exactly one `::error::` annotation holding `needle`, no
+    /// panic or backtrace. Returns the annotation's line.
+    pub fn assert_clean_failure(&self, needle: &str) -> String {
+        self.assert_failure();
+        assert_eq!(self.status.code(), Some(1), "{}", self.dump());
+        let errors: Vec<&str> = self.stdout.lines().filter(|l| l.starts_with("::error")).collect();
+        assert_eq!(errors.len(), 1, "exactly one ::error:: annotation:\n{}", self.dump());
+        assert!(errors[0].contains(needle), "`{needle}` not in {}", errors[0]);
+        for text in [&self.stdout, &self.stderr] {
+            assert!(!text.contains("panicked") && !text.contains("stack backtrace"), "{}", self.dump());
+        }
+        errors[0].to_string()
+    }
+
     /// The output `name`; panics listing the outputs there are.
     pub fn output(&self, name: &str) -> &str {
         self.outputs.get(name).map(String::as_str).unwrap_or_else(|| {

@@ -98,13 +98,7 @@ pub async fn build_with_sink<R: BaseResolver>(
     tokio::fs::create_dir_all(&opts.work_dir)
         .await
         .map_err(|e| BuildError::io("creating the work directory", &opts.work_dir, e))?;
-    let cache = opts.cache_dir.as_deref().and_then(|dir| match LayerCache::open(dir, super::DEFAULT_CACHE_BYTES) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            progress.warning(&format!("the layer cache {} cannot be used: {e}", dir.display()));
-            None
-        }
-    });
+    let cache = LayerCache::for_build(opts.cache_dir.as_deref(), progress);
     let mut images = Vec::new();
     for platform in &platforms {
         let mut params = Params {

@@ -72,6 +72,20 @@ impl LayerCache {
         Ok(cache)
     }
 
+    /// The cache a build uses: the one in `dir`, opened with the default size; a cache that cannot be opened is
+    /// a warning, and the build goes on without one.
+    pub fn for_build(dir: Option<&Path>, progress: &dyn crate::progress::Progress) -> Option<LayerCache> {
+        let dir = dir?;
+        match LayerCache::open(dir, DEFAULT_MAX_BYTES) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                progress
+                    .warning(&format!("the layer cache {} cannot be used, building without it: {e}", dir.display()));
+                None
+            }
+        }
+    }
+
     /// The key the cache records a layer of `entries` under, or `None` when it must not be recorded (tests look
     /// at keys through it; [`LayerStore::write`] computes the same [`LayerKey`] once for its memo and the cache).
     #[cfg(test)]

@@ -7,13 +7,18 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::stage::State;
-use crate::dockerfile::shell::Lexer;
+use crate::dockerfile::shell::{ExpansionBudget, Lexer};
 use crate::dockerfile::{CommandLine, Healthcheck, InstructionKind};
 use crate::image::Healthcheck as ConfigHealthcheck;
 
 /// Applies a metadata instruction; returns the history text, `None` for ONBUILD (which records none).
-pub(crate) fn apply(st: &mut State, kind: &InstructionKind, lexer: &Lexer) -> Result<Option<String>, String> {
-    let expand = |w: &str, st: &State| lexer.process_word(w, &st.vars).map_err(|e| e.to_string());
+pub(crate) fn apply(
+    st: &mut State,
+    kind: &InstructionKind,
+    lexer: &Lexer,
+    budget: &ExpansionBudget,
+) -> Result<Option<String>, String> {
+    let expand = |w: &str, st: &State| lexer.process_word_within(w, &st.vars, budget).map_err(|e| e.to_string());
     Ok(Some(match kind {
         InstructionKind::Label(kvs) => {
             let mut pairs = Vec::new();
@@ -32,7 +37,7 @@ pub(crate) fn apply(st: &mut State, kind: &InstructionKind, lexer: &Lexer) -> Re
         InstructionKind::Expose(raw) => {
             let mut ports = Vec::new();
             for r in raw {
-                for word in lexer.process_words(r, &st.vars).map_err(|e| e.to_string())? {
+                for word in lexer.process_words_within(r, &st.vars, budget).map_err(|e| e.to_string())? {
                     ports.extend(parse_port(&word)?);
                 }
             }

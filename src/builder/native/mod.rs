@@ -79,17 +79,7 @@ pub async fn build_with_sink<R: BaseResolver>(
     if let Some(dup) = platforms.iter().enumerate().find(|(i, p)| platforms[..*i].contains(p)) {
         return Err(BuildError::Options(format!("the platform {} is listed twice", dup.1)));
     }
-    let cache = match &opts.cache_dir {
-        None => None,
-        Some(dir) => match LayerCache::open(dir, cache::DEFAULT_MAX_BYTES) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                progress
-                    .warning(&format!("the layer cache {} cannot be used, building without it: {e}", dir.display()));
-                None
-            }
-        },
-    };
+    let cache = LayerCache::for_build(opts.cache_dir.as_deref(), progress);
     let layers = Arc::new(cache::LayerStore::new(cache));
     // Files and layers read from images, shared by every platform (a `FROM --platform=$BUILDPLATFORM` base is
     // the same for all of them).

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::builder::BuildOptions;
 use crate::dockerfile::Dockerfile;
-use crate::dockerfile::shell::Lexer;
+use crate::dockerfile::shell::{ExpansionBudget, Lexer};
 use crate::image::Platform;
 
 /// A machine's platform in OCI terms from Rust's names for its OS and architecture (`std::env::consts::OS`
@@ -51,12 +51,15 @@ pub(crate) fn global_args(
     platform_args("TARGET", target, &mut g);
     platform_args("BUILD", build, &mut g);
     let lexer = Lexer::new(df.escape);
+    let budget = ExpansionBudget::default();
     for ai in &df.global_args {
         for a in &ai.args {
             used.insert(a.name.clone());
             let value = match (opts.build_args.get(&a.name), &a.default) {
                 (Some(v), _) => Some(v.clone()),
-                (None, Some(d)) => Some(lexer.process_word(d, &g).map_err(|e| (ai.line, format!("ARG {e}")))?),
+                (None, Some(d)) => {
+                    Some(lexer.process_word_within(d, &g, &budget).map_err(|e| (ai.line, format!("ARG {e}")))?)
+                }
                 (None, None) => None,
             };
             if let Some(v) = value {

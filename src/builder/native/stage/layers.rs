@@ -171,7 +171,9 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         let mut heredocs = Vec::new();
         for h in &c.heredocs {
             let body = if h.expand {
-                heredoc_lexer.process_word(&h.content, &st.vars).map_err(|e| fail(e.to_string()))?
+                heredoc_lexer
+                    .process_word_within(&h.content, &st.vars, &self.budget)
+                    .map_err(|e| fail(e.to_string()))?
             } else {
                 h.content.clone()
             };

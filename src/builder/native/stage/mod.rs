@@ -21,7 +21,7 @@ use crate::builder::native::copy::{CopyJob, Policy, Source, mkdir_entries};
 use crate::builder::native::fs::FsTree;
 use crate::builder::plan;
 use crate::builder::{BaseResolver, BuildError, BuildOptions};
-use crate::dockerfile::shell::{Lexer, NoVars};
+use crate::dockerfile::shell::{ExpansionBudget, Lexer, NoVars};
 use crate::dockerfile::{self, Arg, CopyArgs, Dockerfile, Instruction, InstructionKind};
 use crate::image::{BlobSource, History, Image, ImageConfig, ImageRef, Layer, Platform};
 use crate::progress::Progress;
@@ -85,6 +85,8 @@ pub(crate) struct Evaluator<'a, R> {
     used: BTreeSet<String>,
     done: Vec<Option<Done>>,
     lexer: Lexer,
+    /// What this build's expansions may add to their inputs in all (issue 13: a fixed memory ceiling).
+    budget: ExpansionBudget,
     platform: Platform,
     /// The stage being evaluated.
     current: usize,
@@ -111,6 +113,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             used: BTreeSet::new(),
             done,
             lexer,
+            budget: ExpansionBudget::default(),
             platform,
             current: 0,
             in_image: Vec::new(),
@@ -150,7 +153,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
     }
 
     fn expand(&self, word: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-        self.lexer.process_word(word, vars).map_err(|e| e.to_string())
+        self.lexer.process_word_within(word, vars, &self.budget).map_err(|e| e.to_string())
     }
 
     /// The stage `--from=<from>` names: by name, else by index (not checked against the number of stages).
@@ -332,8 +335,8 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             InstructionKind::Add(c) => self.copy(st, c, true, line).await,
             InstructionKind::Workdir(p) => self.workdir(st, p, line).await,
             other => {
-                let history =
-                    config::apply(st, other, &self.lexer).map_err(|m| self.err(line, kw, format!("{kw} {m}")))?;
+                let history = config::apply(st, other, &self.lexer, &self.budget)
+                    .map_err(|m| self.err(line, kw, format!("{kw} {m}")))?;
                 if let Some(h) = history {
                     self.commit_empty(st, h);
                 }

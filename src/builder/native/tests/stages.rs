@@ -314,3 +314,37 @@ fn the_build_future_is_send() {
     let fut = build(&opts, &ScratchOnly, &Quiet);
     is_send(&fut);
 }
+
+/// Issue 13, finding 2: forty `ARG A=$A$A` lines aborted the process with "memory allocation failed"; now the line
+/// where the value passes the limit is named, in a stage as in the global scope.
+#[tokio::test]
+async fn a_self_doubling_arg_fails_at_its_line() {
+    let fx = fixture();
+    let doubling = "ARG A=$A$A\n".repeat(40);
+    for (df, first) in [
+        (format!("FROM scratch\nARG A=0123456789abcdef\n{doubling}"), 3),
+        (format!("ARG A=0123456789abcdef\n{doubling}FROM scratch\n"), 2),
+        (format!("FROM scratch\nENV A=0123456789abcdef\n{}", "ENV A=$A$A\n".repeat(40)), 3),
+    ] {
+        let err = build_err(&fx.opts(&df)).await;
+        // 16 bytes doubled 16 times is 1 MiB; the 17th doubling is over.
+        let line = first + 16;
+        assert_eq!(err.line(), Some(line), "{err}");
+        let m = err.to_string();
+        assert!(m.starts_with(&format!("Dockerfile:{line}:")) && m.contains("1 MiB"), "{m}");
+    }
+}
+
+/// Many lines each under the per-expansion limit still share one ceiling for the build.
+#[tokio::test]
+async fn many_big_expansions_hit_the_build_ceiling() {
+    let fx = fixture();
+    let mut df = String::from("FROM scratch\nARG A=0123456789abcdef\n");
+    df.push_str(&"ARG A=$A$A\n".repeat(15)); // 512 KiB
+    df.push_str(&"LABEL x=$A\n".repeat(100)); // 50 MiB if nothing stopped it
+    let err = build_err(&fx.opts(&df)).await;
+    let m = err.to_string();
+    assert!(m.contains("limit in all") && m.contains("LABEL"), "{m}");
+    let line = err.line().unwrap();
+    assert!((18..=17 + 100).contains(&line), "{m}");
+}
