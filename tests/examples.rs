@@ -311,4 +311,12 @@ fn install_puts_an_image_in_the_workspace_and_sets_up_npm_and_maven_for_later_st
     assert!(m2.path().join("repository/com/example/hello/1.0.0/hello-1.0.0.jar").is_file(), "{dump}");
     let authed = maven.requests().iter().any(|l| l.contains("/com/example/hello/1.0.0/hello-1.0.0.jar 200 auth=yes"));
     assert!(authed, "the jar came with the token: {:?}", maven.requests());
+    // The clients' files are beside act's file commands, never in the workspace (act's `hostexecutor`).
+    let leaked: Vec<_> = common::packages_servers::files_containing(&run._dir.path().join("act-cache"), &token)
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "hostexecutor"))
+        .collect();
+    assert!(leaked.is_empty(), "the token is in the workspace: {leaked:?}");
+    let npmrc = run.result.marked("::set-env:: NPM_CONFIG_USERCONFIG=");
+    assert!(npmrc.len() == 1 && npmrc[0].ends_with("/act/workflow/octopush/npm/.npmrc"), "{dump}");
 }
