@@ -101,7 +101,9 @@ impl Compression {
     /// the compressed bytes for the same tar would.
     pub fn cache_key(self) -> &'static str {
         match self {
-            Compression::Gzip => "gzip 6, zlib-rs 0.5.5, 128 KiB blocks with 32 KiB dictionaries, sync flushes, uniform blocks stored",
+            Compression::Gzip => {
+                "gzip 6, zlib-rs 0.5.5, 128 KiB blocks with 32 KiB dictionaries, sync flushes, uniform blocks stored"
+            }
             Compression::Zstd => "zstd 3, libzstd 1.5.7, multi-threaded, 4 MiB jobs, checksum",
         }
     }
