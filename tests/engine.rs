@@ -86,6 +86,9 @@ fn buildkit_builds_run_and_octopush_pushes_to_a_token_registry() {
     let out = &result.stdout;
     assert!(out.contains("builder: engine (the target needs `RUN --mount=type=cache"), "{}", result.dump());
     assert!(out.contains("::group::Build and push") && out.contains("#1 "), "BuildKit's log in a group:\n{out}");
+    // Engine 20.10 names saved layers by v1 ID: each is known from its directory's `json` before its bytes, so
+    // the three new layers are compressed while the export streams, and none is spooled to disk first.
+    assert!(out.contains("(3 compressed as they streamed, 0 spooled first)"), "{}", result.dump());
 
     // Tags from v1's inputs, and the digest output is the registry's.
     let expected = vec![format!("{host}/{REPO}:latest"), format!("{host}/{REPO}:sha-{}", &SHA[..7])];
@@ -154,6 +157,7 @@ fn the_classic_builder_publishes_the_same_way() {
     let result = step(&bed).env("DOCKER_BUILDKIT", "0").file("Dockerfile", dockerfile).run();
     result.assert_success();
     assert!(result.stdout.contains("classic builder") && result.stdout.contains("Step 1/"), "{}", result.dump());
+    assert!(result.stdout.contains("(2 compressed as they streamed, 0 spooled first)"), "{}", result.dump());
     let host = bed.registry.host();
     assert_eq!(bed.registry.get_manifest(REPO, "latest").1, result.output("digest"));
     let (manifest, _) = bed.registry.get_manifest_json(REPO, "latest");

@@ -7,10 +7,12 @@
 //! - a layer whose diff_id equals the base image's at the same depth is the base's blob, still in its registry:
 //!   it is skipped in the archive (never stored, compressed or uploaded; the push mounts or HEAD-skips it);
 //! - a layer compressed before (same diff_id and codec, in the layer cache) is taken from the cache;
-//! - every other layer is compressed on every core as it is read (named by diff_id) or once it is spooled to
-//!   the work directory and hashed (legacy names), and handed to the push at once, so uploads overlap the
-//!   rest of the export. A layer the archive already holds compressed (an engine whose image store keeps
-//!   compressed blobs) is used as it is.
+//! - every other layer is compressed on every core as it is read, and handed to the push at once, so uploads
+//!   overlap the rest of the export. What a layer is shows before its bytes: from its name (`blobs/sha256/`),
+//!   or from its directory's `json`, which comes first and whose v1 ID hashes the layer's chain ID
+//!   ([`super::v1_ids`]). Only a layer that neither explains is spooled to the work directory and hashed
+//!   first. A layer the archive already holds compressed (an engine whose image store keeps compressed blobs)
+//!   is used as it is.
 //!
 //! When the cache holds the config and every new layer (an unchanged rebuild, which BuildKit answers from its
 //! cache with the same image ID), the archive is not read at all.
@@ -23,6 +25,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 
 use super::client::{Engine, describe};
+use super::v1_ids::{chain_ids, depth_of};
 use crate::builder::compress::{Compression, write_layer_with};
 use crate::builder::{BuildError, LayerCache, LayerSink};
 use crate::image::{Blob, BlobSource, Descriptor, Digest, HashingWriter, Image, Layer, media_type};
@@ -123,10 +126,13 @@ pub async fn export(
                     .map_err(|e| fail(format!("reading the export: {e}")))?
                     .map_err(|e| fail(format!("reading the exported image {id}: {e}")))?;
             progress.info(&format!(
-                "exported and compressed {} new layer(s), {} compressed, in {:.1}s",
+                "exported and compressed {} new layer(s), {} compressed, in {:.1}s ({} compressed as they \
+                 streamed, {} spooled first)",
                 read.layers.len(),
                 human_bytes(read.layers.values().map(|l| l.blob.descriptor.size).sum()),
-                started.elapsed().as_secs_f64()
+                started.elapsed().as_secs_f64(),
+                read.streamed,
+                read.spooled,
             ));
             if let Some(cache) = opts.cache {
                 for (d, layer) in &read.layers {
@@ -197,6 +203,9 @@ struct Wanted {
 struct Archived {
     config: Bytes,
     layers: BTreeMap<Digest, Layer>,
+    /// New layers compressed while they were read, and those spooled and hashed before.
+    streamed: usize,
+    spooled: usize,
 }
 
 /// An entry kept for after the archive is read: `manifest.json` decides what it is.
@@ -233,6 +242,10 @@ fn read_archive(
     let mut config: Option<Bytes> = None;
     let mut small: HashMap<String, Bytes> = HashMap::new();
     let mut spooled: HashMap<String, Spooled> = HashMap::new();
+    let chain = chain_ids(&wanted.order);
+    // Legacy layer directories whose `json` told which layer their `layer.tar` is.
+    let mut known: HashMap<String, Digest> = HashMap::new();
+    let (mut streamed, mut spooled_count) = (0, 0);
     for entry in archive.entries()? {
         let mut entry = entry?;
         if !entry.header().entry_type().is_file() {
@@ -240,10 +253,9 @@ fn read_archive(
         }
         let name = entry.path()?.to_string_lossy().into_owned();
         let size = entry.size();
-        // Named by digest: what it is shows before a byte is read.
-        if let Some(d) =
-            name.strip_prefix("blobs/sha256/").and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok())
-        {
+        // What it is shows before a byte is read: named by digest, or a legacy layer whose `json` came first.
+        let named = name.strip_prefix("blobs/sha256/").and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok());
+        if let Some(d) = named.or_else(|| name.strip_suffix("/layer.tar").and_then(|dir| known.get(dir).cloned())) {
             if wanted.base.contains(&d) && !wanted.new.contains(&d) {
                 continue;
             }
@@ -251,12 +263,13 @@ fn read_archive(
                 let layer = write_layer_with(dir, compression, |out| io::copy(&mut entry, out).map(drop))?;
                 if layer.diff_id != d {
                     return Err(io::Error::other(format!(
-                        "{name} does not hold what its name says (it is {})",
+                        "{name} does not hold the layer {d} its name or v1 ID says (it is {})",
                         layer.diff_id
                     )));
                 }
                 send(sink, &layer);
                 layers.insert(d, layer);
+                streamed += 1;
                 continue;
             }
         }
@@ -264,6 +277,11 @@ fn read_archive(
             let mut bytes = Vec::with_capacity(size as usize);
             entry.read_to_end(&mut bytes)?;
             let bytes = Bytes::from(bytes);
+            if let Some(layer_dir) = name.strip_suffix("/json") {
+                if let Some(depth) = depth_of(&bytes, &chain) {
+                    known.insert(layer_dir.to_string(), wanted.order[depth].clone());
+                }
+            }
             let digest = Digest::of(&bytes);
             if digest == wanted.image_id {
                 config = Some(bytes.clone());
@@ -272,6 +290,7 @@ fn read_archive(
                 let layer = write_layer_with(dir, compression, |out| out.write_all(&bytes))?;
                 send(sink, &layer);
                 layers.insert(digest, layer);
+                streamed += 1;
             } else {
                 small.insert(name, bytes);
             }
@@ -288,6 +307,7 @@ fn read_archive(
             let layer = write_layer_with(dir, compression, |out| io::copy(&mut spool, out).map(drop))?;
             send(sink, &layer);
             layers.insert(digest, layer);
+            spooled_count += 1;
         } else if !wanted.base.contains(&digest) {
             let (_, path) = file.keep().map_err(|e| e.error)?;
             spooled.insert(name, Spooled { path, digest, size });
@@ -334,7 +354,7 @@ fn read_archive(
             layers.insert(d.clone(), layer);
         }
     }
-    Ok(Archived { config, layers })
+    Ok(Archived { config, layers, streamed, spooled: spooled_count })
 }
 
 /// The layer media type of a compressed file, from its magic bytes; `None` for anything else.
@@ -406,12 +426,63 @@ mod tests {
             sent += 1;
         }
         assert_eq!(sent, 2, "each new layer went to the push as soon as it was written");
+        assert_eq!(
+            (read.streamed, read.spooled),
+            (1, 1),
+            "without `json`, a large new layer is spooled and hashed first"
+        );
         let left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with(".export-"))
             .collect();
         assert!(left.is_empty(), "no spool is left behind: {left:?}");
+    }
+
+    /// Engine 20.10's archive with each directory's `json` before its `layer.tar`, as `docker save` writes it:
+    /// every layer is known before it is read, so none is spooled, and the base's is not compressed.
+    #[test]
+    fn legacy_layers_known_by_their_v1_ids_are_compressed_as_they_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, new_big, new_small) = (vec![1u8; 5 << 20], vec![2u8; 6 << 20], b"small layer".to_vec());
+        let order = vec![Digest::of(&base), Digest::of(&new_big), Digest::of(&new_small)];
+        let chain = chain_ids(&order);
+        let mut parent: Option<String> = None;
+        let mut dirs = Vec::new();
+        for (i, bytes) in [&base, &new_big, &new_small].into_iter().enumerate() {
+            let (id, json) = super::super::v1_ids::legacy_json(&chain[i], parent.as_deref());
+            dirs.push((id.clone(), json, bytes.clone()));
+            parent = Some(id);
+        }
+        dirs.sort();
+        let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+        let mut b = tar::Builder::new(Vec::new());
+        let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        for (id, json, layer) in &dirs {
+            add(&mut b, &format!("{id}/VERSION"), b"1.0");
+            add(&mut b, &format!("{id}/json"), json.as_bytes());
+            add(&mut b, &format!("{id}/layer.tar"), layer);
+        }
+        add(&mut b, &format!("{}.json", Digest::of(&config).hex()), &config);
+        let archive = b.into_inner().unwrap();
+        let wanted = Wanted {
+            image_id: Digest::of(&config),
+            base: BTreeSet::from([order[0].clone()]),
+            new: BTreeSet::from([order[1].clone(), order[2].clone()]),
+            order: order.clone(),
+        };
+        let read = read_archive(archive.as_slice(), &wanted, dir.path(), Compression::Gzip, None).unwrap();
+        assert_eq!((read.streamed, read.spooled), (2, 0), "both new layers compressed as they were read");
+        assert_eq!(read.layers.keys().cloned().collect::<BTreeSet<_>>(), wanted.new);
+        for (d, layer) in &read.layers {
+            assert_eq!(&layer.diff_id, d);
+        }
     }
 
     #[test]

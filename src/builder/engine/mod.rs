@@ -16,6 +16,7 @@ mod export;
 mod failure;
 mod progress;
 pub mod session;
+mod v1_ids;
 
 use std::collections::BTreeMap;
 
