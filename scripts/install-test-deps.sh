@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real servers and peer tools the integration tests start (see tests/common/): Debian's CNCF
 # distribution registry, skopeo, umoci, buildah, busybox-static, htpasswd, jq, zstd (reads zstd layers), Docker
-# Engine, python3 with `cryptography` (the test token issuer), and act and git (end-to-end runs of action.yml in
-# tests/act.rs). Idempotent and quick when everything is already there: apt-get update runs only if a package is
-# missing. Works as root or through sudo.
+# Engine, python3 with `cryptography` (the test token issuer), act and git (end-to-end runs of action.yml in
+# tests/act.rs), and for tests/release.rs qemu-user (runs the arm64 binary) and the release's cross toolchain
+# (scripts/install-release-tools.sh: musl targets, cargo-zigbuild and Zig from PyPI, into a cache of its own;
+# it needs rustup, so scripts/test.sh installs Rust first). Idempotent and quick when everything is already
+# there: apt-get update runs only if a package is missing. Works as root or through sudo.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -51,6 +53,7 @@ packages=(
   "openssl:openssl"
   "ca-certificates:"
   "git:git"
+  "qemu-user:qemu-aarch64"
 )
 
 missing=()
@@ -69,7 +72,7 @@ else
   apt_install "${missing[@]}"
 fi
 
-for cmd in docker-registry skopeo umoci buildah busybox htpasswd jq curl openssl git; do
+for cmd in docker-registry skopeo umoci buildah busybox htpasswd jq curl openssl git qemu-aarch64; do
   command -v "$cmd" >/dev/null 2>&1 || fail "$cmd is still not on PATH after installing its package"
 done
 [ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null 2>&1 || fail "dockerd is missing after installing docker.io"
@@ -138,5 +141,9 @@ else
   command -v act >/dev/null 2>&1 || echo "install-test-deps: note: $(dirname "$act_bin") is not on PATH"
 fi
 
+# The release's cross toolchain (tests/release.rs builds both musl binaries through scripts/release.sh).
+"$(dirname "$0")/install-release-tools.sh" || fail "scripts/install-release-tools.sh failed"
+
 echo "install-test-deps: ok (docker-registry, skopeo $(skopeo --version | awk '{print $3}'), umoci, buildah," \
-  "busybox, htpasswd, jq, git, $(/usr/bin/docker --version | cut -d, -f1), python3 cryptography, act)"
+  "busybox, htpasswd, jq, git, $(/usr/bin/docker --version | cut -d, -f1), python3 cryptography, act, qemu-user," \
+  "the release toolchain)"

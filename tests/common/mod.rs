@@ -62,6 +62,7 @@ fn package_of(tool: &str) -> &'static str {
         "curl" => "curl",
         "openssl" => "openssl",
         "python3" => "python3",
+        "qemu-aarch64" => "qemu-user",
         _ => "?",
     }
 }
