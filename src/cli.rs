@@ -31,6 +31,8 @@ pub enum Scope {
     Restore,
     /// `prune` and `restore`.
     Packages,
+    /// `install` only.
+    Install,
 }
 
 impl Scope {
@@ -39,12 +41,13 @@ impl Scope {
         match sub {
             "prune" => matches!(self, Prune | Packages) || PRUNE_SHARED.contains(&name),
             "restore" => matches!(self, Restore | Packages) || RESTORE_SHARED.contains(&name),
+            "install" => self == Install || INSTALL_SHARED.contains(&name),
             _ => match self {
                 All => true,
                 Publish => sub == "publish",
                 Push => sub == "publish" || sub == "merge",
                 Merge => sub == "merge",
-                Prune | Restore | Packages => false,
+                Prune | Restore | Packages | Install => false,
             },
         }
     }
@@ -71,7 +74,7 @@ const fn input(
 }
 
 use Kind::{Bool, Text};
-use Scope::{All, Merge, Packages, Prune, Publish, Push, Restore};
+use Scope::{All, Install, Merge, Packages, Prune, Publish, Push, Restore};
 
 /// The inputs of other scopes that `prune` and `restore` take too: where the image is, the tokens, and (for
 /// `prune`, which reads the registry as publishing does) the registry credentials.
@@ -87,6 +90,10 @@ const PRUNE_SHARED: &[&str] = &[
     "insecure_registries",
 ];
 const RESTORE_SHARED: &[&str] = &["registry", "repository", "images", "github_token"];
+/// The inputs of other scopes that `install` takes: the images, and what reading a registry needs (publishing's
+/// credentials chain, CA, parallelism).
+const INSTALL_SHARED: &[&str] =
+    &["registry", "images", "username", "password", "registry_auth", "ca_file", "jobs", "insecure_registries"];
 
 /// Every input, in the order `action.yml` lists them.
 pub const INPUTS: &[InputDef] = &[
@@ -95,7 +102,7 @@ pub const INPUTS: &[InputDef] = &[
         Text,
         All,
         Some("publish"),
-        "What to do: `publish` (build, tag, push), `meta` (compute tags and labels only), `merge` (merge images pushed by digest into one tagged index), `prune` (delete package versions by a retention policy) or `restore` (undo a prune)",
+        "What to do: `publish` (build, tag, push), `meta` (compute tags and labels only), `merge` (merge images pushed by digest into one tagged index), `prune` (delete package versions by a retention policy), `restore` (undo a prune) or `install` (pull images and set up package clients)",
     ),
     input(
         "registry",
@@ -116,7 +123,7 @@ pub const INPUTS: &[InputDef] = &[
         Text,
         All,
         None,
-        "Full image names to push to, one per line (overrides registry and repository), as docker/metadata-action takes them",
+        "Full image names to push to, one per line (overrides registry and repository), as docker/metadata-action takes them; for `install`, `REFERENCE TARGET` lines (targets `dir:PATH`, `oci:PATH`, `docker-archive:FILE`, `docker`)",
     ),
     input("username", Text, Push, Some("${{ github.actor }}"), "Registry user name"),
     input(
@@ -342,6 +349,69 @@ pub const INPUTS: &[InputDef] = &[
         None,
         "Registries (`host[:port]`, one per line) to reach over plain HTTP when they do not speak TLS; only loopback IP literals and `localhost` are allowed that without being listed",
     ),
+    input(
+        "registries",
+        Text,
+        Install,
+        None,
+        "install: package clients to set up for GitHub Packages with the token, for later steps: any of `npm`, `maven`, `gradle`, `nuget`, `rubygems`, `docker`",
+    ),
+    input(
+        "owners",
+        Text,
+        Install,
+        None,
+        "install: the users or organisations whose packages the clients read, comma-separated or one per line; default the repository's owner",
+    ),
+    input(
+        "platform",
+        Text,
+        Install,
+        None,
+        "install: the platform to take from a multi-platform image (`os/arch[/variant]`); default the runner's",
+    ),
+    input(
+        "npm_registry",
+        Text,
+        Install,
+        None,
+        "install: the npm registry URL; default GitHub Packages' for the server",
+    ),
+    input(
+        "maven_registry",
+        Text,
+        Install,
+        None,
+        "install: the Maven (and Gradle) registry base URL, before `OWNER/*`; default GitHub Packages' for the server",
+    ),
+    input(
+        "nuget_registry",
+        Text,
+        Install,
+        None,
+        "install: the NuGet registry base URL, before `OWNER/index.json`; default GitHub Packages' for the server",
+    ),
+    input(
+        "rubygems_registry",
+        Text,
+        Install,
+        None,
+        "install: the RubyGems registry base URL, before `OWNER/`; default GitHub Packages' for the server",
+    ),
+    input(
+        "docker_registry",
+        Text,
+        Install,
+        None,
+        "install: the container registry host the docker client logs in to; default ghcr.io (containers.HOSTNAME on GitHub Enterprise)",
+    ),
+    input(
+        "subdomain_isolation",
+        Bool,
+        Install,
+        Some("true"),
+        "install, on GitHub Enterprise Server: whether the instance serves packages on subdomains (`npm.HOSTNAME`) or, when `false`, under `HOSTNAME/_registry/`",
+    ),
 ];
 
 pub fn command() -> Command {
@@ -352,6 +422,8 @@ pub fn command() -> Command {
     let mut prune = Command::new("prune")
         .about("Delete package versions by a retention policy, never one a kept tag needs (GitHub Packages)");
     let mut restore = Command::new("restore").about("Restore deleted package versions by id (GitHub Packages)");
+    let mut install = Command::new("install")
+        .about("Pull images into a folder, an OCI layout, a docker archive or the engine, and set up package clients");
     for def in INPUTS.iter().filter(|d| d.name != "command") {
         let arg = flag(def);
         if def.scope.takes(def.name, "meta") {
@@ -365,6 +437,9 @@ pub fn command() -> Command {
         }
         if def.scope.takes(def.name, "restore") {
             restore = restore.arg(arg.clone());
+        }
+        if def.scope.takes(def.name, "install") {
+            install = install.arg(arg.clone());
         }
         if def.scope.takes(def.name, "publish") {
             publish = publish.arg(arg);
@@ -409,6 +484,7 @@ pub fn command() -> Command {
         .subcommand(merge)
         .subcommand(prune)
         .subcommand(restore)
+        .subcommand(install)
 }
 
 const PUBLISH_EXAMPLES: &str = "Examples:
@@ -579,6 +655,8 @@ mod tests {
             "kept",
             "planned",
             "restored",
+            "installed",
+            "clients",
         ] {
             assert!(inputs["outputs"].get(out).is_some(), "output `{out}` declared");
         }
@@ -601,5 +679,25 @@ mod tests {
         assert!(!ok(&["octopush", "restore", "--keep-last", "1"]));
         assert!(!ok(&["octopush", "publish", "--keep-last", "1"]));
         assert!(!ok(&["octopush", "meta", "--dry-run"]));
+    }
+
+    #[test]
+    fn install_takes_its_inputs_and_the_registry_credentials() {
+        let ok = |args: &[&str]| command().try_get_matches_from(args).is_ok();
+        assert!(ok(&["octopush", "install", "--images", "a/b:1 dir:x", "--registries", "npm", "--owners", "o"]));
+        assert!(ok(&[
+            "octopush",
+            "install",
+            "--password",
+            "p",
+            "--registry-auth",
+            "h=u:p",
+            "--platform",
+            "linux/arm64"
+        ]));
+        assert!(ok(&["octopush", "install", "--npm-registry", "http://127.0.0.1:1", "--subdomain-isolation", "false"]));
+        assert!(!ok(&["octopush", "install", "--tags", "x"]), "tags are publish's");
+        assert!(!ok(&["octopush", "publish", "--registries", "npm"]));
+        assert!(!ok(&["octopush", "prune", "--owners", "o"]));
     }
 }

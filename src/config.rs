@@ -37,6 +37,7 @@ pub enum CommandKind {
     Merge,
     Prune,
     Restore,
+    Install,
 }
 
 /// Everything a run needs, validated. Nothing below this reads the environment.
@@ -55,6 +56,8 @@ pub struct Config {
     pub merge_sources: Vec<ImageRef>,
     /// `prune` and `restore`: the package and the rules.
     pub packages: Option<crate::prune_cmd::PackagesConfig>,
+    /// `install`: the images and package clients.
+    pub install: Option<crate::install_cmd::InstallConfig>,
 }
 
 #[derive(Debug)]
@@ -101,22 +104,44 @@ impl Config {
             "merge" => CommandKind::Merge,
             "prune" => CommandKind::Prune,
             "restore" => CommandKind::Restore,
+            "install" => CommandKind::Install,
             other => {
                 return Err(bad(
                     "command",
-                    format!("`{other}` is not a command: use `publish`, `meta`, `merge`, `prune` or `restore`"),
+                    format!(
+                        "`{other}` is not a command: use `publish`, `meta`, `merge`, `prune`, `restore` or `install`"
+                    ),
                 ));
             }
         };
         let git = GitContext::from_vars(&env.github_vars(), payload);
 
         let registry = raw.get("registry").unwrap_or("ghcr.io").trim().to_string();
+        if octopush::image::registry_host(&registry).is_err() {
+            return Err(bad(
+                "registry",
+                format!(
+                    "`{registry}` is not a registry: give host[:port], for example `ghcr.io` or `registry.lan:5000`"
+                ),
+            ));
+        }
         let repository = match raw.get("repository") {
             Some(r) => r.trim().to_string(),
             None => env.non_empty("GITHUB_REPOSITORY").map(str::to_string).unwrap_or_default(),
         };
-        let image_lines = raw.lines("images");
-        let targets = if image_lines.is_empty() {
+        // `install` reads its `images` lines (`REFERENCE TARGET`) itself; publishing's credential rules then
+        // apply to the registries they name.
+        let install = match command {
+            CommandKind::Install => Some(crate::install_cmd::parse(raw, env)?),
+            _ => None,
+        };
+        let image_lines = match command {
+            CommandKind::Install => Vec::new(),
+            _ => raw.lines("images"),
+        };
+        let targets = if let Some(install) = &install {
+            install.image_names()
+        } else if image_lines.is_empty() {
             if repository.is_empty() && command == CommandKind::Meta {
                 // `meta` computes tag names and labels without an image name, as metadata-action does.
                 Vec::new()
@@ -187,7 +212,7 @@ impl Config {
                 let has_token = raw.get("github_token").or_else(|| env.non_empty("GITHUB_TOKEN")).is_some();
                 Some(crate::prune_cmd::PackagesConfig::parse(raw, command, &git, &publish.targets, has_token)?)
             }
-            CommandKind::Publish | CommandKind::Meta | CommandKind::Merge => None,
+            CommandKind::Publish | CommandKind::Meta | CommandKind::Merge | CommandKind::Install => None,
         };
         Ok(Config {
             merge_sources,
@@ -199,11 +224,21 @@ impl Config {
             apply_labels: bool_or("add_git_labels", true)?,
             publish,
             packages,
+            install,
         })
     }
 
     /// Phase two: check what the inputs name on disk.
     pub fn check(self) -> Result<Config, ConfigError> {
+        if let Some(install) = &self.install {
+            install.check()?;
+            if let Some(ca) = &self.publish.ca_file {
+                if !ca.is_file() {
+                    return Err(bad("ca_file", format!("`{}` does not exist or is not a file", ca.display())));
+                }
+            }
+            return Ok(self);
+        }
         if !matches!(self.command, CommandKind::Publish | CommandKind::Merge) || self.publish.example {
             return Ok(self);
         }
@@ -493,13 +528,7 @@ fn parse_publish(
 
 /// The engine builder's inputs, and the engine's address as the docker CLI reads it from the environment.
 fn parse_engine(raw: &RawInputs, env: &Env, resolve: &dyn Fn(&str) -> PathBuf) -> Result<EngineOptions, ConfigError> {
-    let endpoint = Endpoint::from_vars(
-        env.var("DOCKER_HOST"),
-        env.var("DOCKER_TLS_VERIFY"),
-        env.var("DOCKER_CERT_PATH"),
-        env.non_empty("HOME"),
-    )
-    .map_err(|e| ConfigError::Environment(e.to_string()))?;
+    let endpoint = engine_endpoint(env)?;
     let flag = |name: &'static str| raw.bool(name).map(|v| v.unwrap_or(false)).map_err(|m| bad(name, m));
     let network = match raw.get("network").map(str::trim) {
         None => None,
@@ -544,6 +573,18 @@ fn parse_engine(raw: &RawInputs, env: &Env, resolve: &dyn Fn(&str) -> PathBuf) -
         classic: env.var("DOCKER_BUILDKIT").map(str::trim).is_some_and(|v| v == "0" || v.eq_ignore_ascii_case("false")),
         tags: Vec::new(),
     })
+}
+
+/// The engine's address, as the docker CLI reads it from the environment (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`,
+/// `DOCKER_CERT_PATH`).
+pub(crate) fn engine_endpoint(env: &Env) -> Result<Endpoint, ConfigError> {
+    Endpoint::from_vars(
+        env.var("DOCKER_HOST"),
+        env.var("DOCKER_TLS_VERIFY"),
+        env.var("DOCKER_CERT_PATH"),
+        env.non_empty("HOME"),
+    )
+    .map_err(|e| ConfigError::Environment(e.to_string()))
 }
 
 /// The docker `config.json` other registries' credentials come from: `$DOCKER_CONFIG/config.json`, else
@@ -637,7 +678,7 @@ mod tests {
         let e = parse(&[("repository", "a/b"), ("output", "tar:x")], &[]).unwrap_err().to_string();
         assert!(e.contains("oci:DIR"), "{e}");
         let e = parse(&[("command", "deploy"), ("repository", "a/b")], &[]).unwrap_err().to_string();
-        assert!(e.contains("`publish`, `meta`, `merge`, `prune` or `restore`"), "{e}");
+        assert!(e.contains("`publish`, `meta`, `merge`, `prune`, `restore` or `install`"), "{e}");
         let e = parse(&[], &[]).unwrap_err().to_string();
         assert!(e.contains("set `repository`"), "{e}");
         let e = parse(&[("repository", "a/b")], &[("SOURCE_DATE_EPOCH", "yesterday")]).unwrap_err().to_string();

@@ -86,7 +86,9 @@ pub async fn write_docker_archive(
     result
 }
 
-async fn write_tar<W: AsyncWrite + Unpin>(
+/// Writes `image` as a docker archive into the stream `w` (the `docker` target of install streams it into the
+/// engine's `POST /images/load`); `path` only names it in errors.
+pub(crate) async fn write_tar<W: AsyncWrite + Unpin>(
     w: &mut W,
     path: &Path,
     image: &Image,

@@ -5,6 +5,7 @@
 mod actions;
 mod cli;
 mod config;
+mod install_cmd;
 mod local_git;
 mod prune_cmd;
 mod run;

@@ -34,8 +34,8 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
     let root_command = matches.get_one::<String>("command").map(|c| c.trim().to_string());
     if subcommand.is_none() && !env.in_actions() && root_command.is_none() {
         anyhow::bail!(
-            "no command given: run `octopush publish`, `meta`, `merge`, `prune` or `restore` (`octopush --help` lists \
-             them)"
+            "no command given: run `octopush publish`, `meta`, `merge`, `prune`, `restore` or `install` (`octopush \
+             --help` lists them)"
         );
     }
     let mut raw = RawInputs::collect(sub_matches, env);
@@ -99,6 +99,7 @@ pub async fn run(env: &Env, matches: &ArgMatches, log: &Log) -> anyhow::Result<(
         CommandKind::Prune | CommandKind::Restore => {
             crate::prune_cmd::run(env, &config, docker_config.as_ref(), log).await
         }
+        CommandKind::Install => crate::install_cmd::run(env, &config, docker_config.as_ref(), log).await,
         CommandKind::Meta | CommandKind::Publish | CommandKind::Merge => {
             meta_or_publish(env, &config, docker_config.as_ref(), log).await
         }
@@ -169,6 +170,7 @@ async fn meta_or_publish(
         }
         // `run` sends these to prune_cmd before any metadata is computed; were one to get here, it is that.
         CommandKind::Prune | CommandKind::Restore => crate::prune_cmd::run(env, config, docker_config, log).await,
+        CommandKind::Install => crate::install_cmd::run(env, config, docker_config, log).await,
     }
 }
 

@@ -169,3 +169,62 @@ fn wrong_password_fails_the_step_with_one_error_under_act() {
     assert!(setup.registry.tags(REPO).is_empty(), "nothing may be pushed with a wrong password");
     assert!(!setup.outputs_file().exists(), "the step after a failed publish must not run");
 }
+
+/// Issue 9 under act: `command: install` with `registries: npm` through the real `action.yml` (its container
+/// run by act in dockerd), then a plain `run:` step on the host that only has what act applied from `GITHUB_ENV`
+/// installs a scoped package from verdaccio with the token octopush configured.
+#[test]
+fn install_sets_up_npm_for_a_later_step_under_act() {
+    let verdaccio = common::packages_servers::Verdaccio::start();
+    let token = verdaccio.token("octocat", "Act-Npm-Pa55-0b7e");
+    verdaccio.publish("@octo-org/greeting", "3.0.0", "hello under act", &token);
+    let dockerd = Dockerd::start();
+    build_action_image(&dockerd, Path::new(env!("CARGO_BIN_EXE_octopush")), ACTION_IMAGE);
+    let dir = tempfile::Builder::new().prefix("octopush-act-").tempdir().expect("tempdir");
+    let repo = dir.path().join("repo");
+    let write = |rel: &str, text: &str| {
+        let path = repo.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).expect("mkdir");
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    };
+    write("package.json", r#"{"name": "app", "version": "0.0.0", "private": true}"#);
+    write("action/action.yml", &action_yml_with_image(&format!("docker://{ACTION_IMAGE}")));
+    write(
+        ".github/workflows/install.yml",
+        &format!(
+            r#"name: install
+on: push
+jobs:
+  install:
+    runs-on: ubuntu-latest
+    steps:
+      - run: cp -a '{repo}/.' "$GITHUB_WORKSPACE/"
+      - uses: ./action
+        with:
+          command: install
+          registries: npm
+          npm_registry: {url}
+          password: ${{{{ secrets.REGISTRY_PASSWORD }}}}
+      - run: |
+          npm install --no-audit --no-fund @octo-org/greeting
+          node -e "console.log('octopush-npm=' + require('@octo-org/greeting'))"
+          if grep -rqF -- "$(cat '{token_file}')" "$GITHUB_WORKSPACE"; then echo "octopush-token-in-workspace"; fi
+          echo "octopush-npmrc=$NPM_CONFIG_USERCONFIG"
+"#,
+            repo = repo.display(),
+            url = verdaccio.url(),
+            token_file = dir.path().join("token").display(),
+        ),
+    );
+    commit_push_event(dir.path(), "Octo-Org/App", "refs/heads/master");
+    std::fs::write(dir.path().join("token"), &token).unwrap();
+    let result = act_push(dir.path(), &dockerd, ".github/workflows/install.yml", &token);
+    assert!(result.status.success(), "act failed ({}):\n{}", result.status, result.dump());
+    assert_no_panic(&result);
+    // Marked lines are what the step printed (`| `), not act's echo of the script.
+    assert_eq!(result.marked("| octopush-npm="), vec!["hello under act".to_string()], "{}", result.dump());
+    assert!(!result.all().contains("| octopush-token-in-workspace"), "{}", result.dump());
+    let npmrc = result.marked("| octopush-npmrc=");
+    assert!(npmrc.len() == 1 && npmrc[0].ends_with("/act/workflow/octopush/npm/.npmrc"), "{}", result.dump());
+    assert_masked(&result, &token);
+}

@@ -365,17 +365,17 @@ fn rows() -> Vec<Row> {
         },
         Row {
             tags: &["-bad"],
-            want_error: Some("tags: line 1 `-bad`: `-bad` is not a valid tag"),
+            want_error: Some("input `tags`, line 1 `-bad`: `-bad` is not a valid tag"),
             ..row("static-leading-dash-is-an-error", "push_main")
         },
         Row {
             tags: &["a", "ok,with space"],
-            want_error: Some("tags: line 2 `ok,with space`"),
+            want_error: Some("input `tags`, line 2 `ok,with space`"),
             ..row("static-bad-charset-is-an-error", "push_main")
         },
         Row {
             tags: &["type=semver,value={{tag}}"],
-            want_error: Some("tags: line 1 `type=semver,value={{tag}}`: `type=semver` needs `pattern=`"),
+            want_error: Some("input `tags`, line 1 `type=semver,value={{tag}}`: `type=semver` needs `pattern=`"),
             ..row("rule-error-names-the-line", "push_main")
         },
         // --- images: several registries, lowercasing, attributes ---
@@ -404,7 +404,7 @@ fn rows() -> Vec<Row> {
         },
         Row {
             images: &["ghcr.io/octo-org/app:v1"],
-            want_error: Some("images: line 1"),
+            want_error: Some("input `images`, line 1"),
             ..row("images-with-a-tag-is-an-error", "push_main")
         },
         Row { images: &[], version: Some("main"), want_tags: &["main"], ..row("no-images-gives-names", "push_main") },

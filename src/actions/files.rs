@@ -1,5 +1,5 @@
-//! File commands: step outputs appended to `GITHUB_OUTPUT` and the job summary appended to
-//! `GITHUB_STEP_SUMMARY`, in the runner's `name<<DELIMITER` format with a fresh random delimiter each time. Both
+//! File commands: step outputs appended to `GITHUB_OUTPUT`, variables for later steps to `GITHUB_ENV` and the
+//! job summary appended to `GITHUB_STEP_SUMMARY`, in the runner's `name<<DELIMITER` format with a fresh random delimiter each time. Both
 //! files are checked before anything is pushed ([`check_writable`]), so a step never fails on them after its
 //! image and tags are in a registry.
 
@@ -56,6 +56,11 @@ pub fn write_output(file: &Path, name: &str, value: &str) -> Result<(), FileComm
 
 pub fn append_summary(file: &Path, markdown: &str) -> Result<(), FileCommandError> {
     append(file, markdown)
+}
+
+/// Exports a variable to later steps through `GITHUB_ENV` (same heredoc form as outputs).
+pub fn export_variable(file: &Path, name: &str, value: &str) -> Result<(), FileCommandError> {
+    append(file, &format_output(name, value))
 }
 
 #[cfg(test)]

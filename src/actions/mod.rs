@@ -97,6 +97,11 @@ impl Env {
     pub fn summary_file(&self) -> Option<PathBuf> {
         self.non_empty("GITHUB_STEP_SUMMARY").map(PathBuf::from)
     }
+
+    /// `GITHUB_ENV`: where variables for later steps go.
+    pub fn env_file(&self) -> Option<PathBuf> {
+        self.non_empty("GITHUB_ENV").map(PathBuf::from)
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,21 @@ impl Plan {
         let host = &opts.host_platform;
         let global = global_args(&df, opts, host, host, &mut BTreeSet::new()).unwrap_or_default();
         let needed = needed_stages(&df, target, &global);
+        let lexer = Lexer::new(df.escape);
+        for (i, stage) in df.stages.iter().enumerate().filter(|(i, _)| needed[*i]) {
+            let base = lexer.process_word(&stage.base, &global).unwrap_or_default().to_ascii_lowercase();
+            if stage.name.as_deref() == Some(base.as_str()) && stage_named(&df, i, &base).is_none() {
+                return Err(BuildError::Instruction {
+                    file: label.clone(),
+                    line: stage.line,
+                    instruction: "FROM".into(),
+                    message: format!(
+                        "FROM {base} AS {base}: a stage cannot be built FROM itself; name an earlier stage, or the \
+                         image in full (`FROM docker.io/library/{base} AS {base}`) if an image is meant"
+                    ),
+                });
+            }
+        }
         let needed_instructions =
             || df.stages.iter().zip(&needed).filter(|(_, n)| **n).flat_map(|(s, _)| s.instructions.iter());
         let first_run = needed_instructions()
@@ -266,24 +281,28 @@ mod tests {
     use super::*;
     use crate::image::Platform;
 
-    fn plan(dockerfile: &str, target: Option<&str>) -> Plan {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-        let opts = BuildOptions {
-            context: dir.path().to_path_buf(),
-            dockerfile: dir.path().join("Dockerfile"),
+    /// Options for the Dockerfile in `dir`, with the build-arg `FLAVOUR=slim`.
+    fn opts(dir: &std::path::Path, target: Option<&str>) -> BuildOptions {
+        BuildOptions {
+            context: dir.to_path_buf(),
+            dockerfile: dir.join("Dockerfile"),
             target: target.map(str::to_string),
             build_args: BTreeMap::from([("FLAVOUR".to_string(), "slim".to_string())]),
             platforms: Vec::new(),
             host_platform: Platform::new("linux", "amd64", None),
             labels: BTreeMap::new(),
             source_date_epoch: None,
-            work_dir: dir.path().join("work"),
+            work_dir: dir.join("work"),
             cache_dir: None,
             compression: Default::default(),
             engine: Default::default(),
-        };
-        Plan::read(&opts).unwrap()
+        }
+    }
+
+    fn plan(dockerfile: &str, target: Option<&str>) -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        Plan::read(&opts(dir.path(), target)).unwrap()
     }
 
     const MULTI: &str = "ARG FLAVOUR=full\n\
@@ -337,6 +356,19 @@ mod tests {
                 (8, "COPY --chmod")
             ]
         );
+    }
+
+    #[test]
+    fn a_stage_from_itself_is_refused_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch AS a\nFROM b AS b\nCOPY x /x\n").unwrap();
+        let opts = opts(dir.path(), None);
+        let e = Plan::read(&opts).unwrap_err();
+        assert_eq!(e.line(), Some(2));
+        assert!(e.to_string().contains("cannot be built FROM itself"), "{e}");
+        // An image named like a later stage is fine: `FROM b AS c` then `FROM c`.
+        std::fs::write(dir.path().join("Dockerfile"), "FROM b AS c\nFROM c\n").unwrap();
+        assert!(Plan::read(&opts).is_ok());
     }
 
     #[test]

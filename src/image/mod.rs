@@ -158,6 +158,21 @@ impl Image {
         self.config.platform()
     }
 
+    /// The same image with its layers read from local files (`files` by digest, after a download) and its config
+    /// from the bytes it was read with: where the bytes live changes, not the bytes, so every digest and the
+    /// manifest stay as they were.
+    pub fn with_local_blobs(mut self, files: &BTreeMap<Digest, PathBuf>) -> Image {
+        for layer in &mut self.layers {
+            if let Some(path) = files.get(&layer.blob.descriptor.digest) {
+                layer.blob.source = BlobSource::File(path.clone());
+            }
+        }
+        if self.raw_config.is_some() {
+            self.config_home = None;
+        }
+        self
+    }
+
     /// The image with its config changed by `f`.
     pub fn with_config(mut self, f: impl FnOnce(&mut ImageConfig)) -> Image {
         f(&mut self.config);

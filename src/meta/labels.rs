@@ -203,7 +203,7 @@ mod tests {
             ("annotations", "my key=1", "annotation 'my key' contains whitespaces"),
         ] {
             let e = pairs(&[line.to_string()], input, None, &mut Vec::new()).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("{input}: line 1 ")) && e.contains(want), "{line}: {e}");
+            assert!(e.starts_with(&format!("input `{input}`, line 1 ")) && e.contains(want), "{line}: {e}");
         }
         let mut notices = Vec::new();
         assert!(pairs(&["novalue".to_string()], "labels", None, &mut notices).unwrap().is_empty());

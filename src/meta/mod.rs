@@ -42,9 +42,9 @@ use tags::Line;
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     /// A line of an input (`tags`, `flavor`, `images`, `labels`, `annotations`), numbered from 1.
-    #[error("{input}: line {line} `{text}`: {message}")]
+    #[error("input `{input}`, line {line} `{text}`: {message}")]
     Line { input: &'static str, line: usize, text: String, message: String },
-    #[error("{input}: {message}")]
+    #[error("input `{input}`: {message}")]
     Input { input: &'static str, message: String },
     #[error("reading the repository {repository} from GitHub's API: {message}")]
     Api { repository: String, message: String },

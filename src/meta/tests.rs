@@ -65,19 +65,19 @@ fn errors_name_the_input_and_line() {
     let cases = [
         (
             MetaInputs { tags: lines(&["a", "type=semver"]), ..Default::default() },
-            "tags: line 2 `type=semver`: `type=semver` needs `pattern=`",
+            "input `tags`, line 2 `type=semver`: `type=semver` needs `pattern=`",
         ),
         (
             MetaInputs { tags: lines(&["ok", "ghcr.io/o/app:1"]), ..Default::default() },
-            "tags: line 2 `ghcr.io/o/app:1`: `ghcr.io/o/app:1` is not a valid tag",
+            "input `tags`, line 2 `ghcr.io/o/app:1`: `ghcr.io/o/app:1` is not a valid tag",
         ),
         (
             MetaInputs { flavor: lines(&["latest=always"]), ..Default::default() },
-            "flavor: line 1 `latest=always`: `latest=always` is not auto, true or false",
+            "input `flavor`, line 1 `latest=always`: `latest=always` is not auto, true or false",
         ),
         (
             MetaInputs { images: lines(&["ghcr.io/o/app:v1"]), ..Default::default() },
-            "images: line 1 `ghcr.io/o/app:v1`",
+            "input `images`, line 1 `ghcr.io/o/app:v1`",
         ),
         (
             MetaInputs { tags: lines(&["type=raw,value=x,enable={{branch}}"]), ..Default::default() },

@@ -116,7 +116,7 @@ impl PackagesConfig {
     }
 }
 
-fn is_login(s: &str) -> bool {
+pub(crate) fn is_login(s: &str) -> bool {
     !s.is_empty() && s.len() <= 39 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 

@@ -17,6 +17,7 @@ use crate::actions::{Env, Log, files};
 use crate::config::{CommandKind, Config};
 
 pub use inputs::PackagesConfig;
+pub(crate) use inputs::is_login;
 
 pub async fn run(
     env: &Env,

@@ -127,9 +127,15 @@ fn unauthorized(registry: &str, repository: &str, action: Action, username: Opti
         (Action::Push, Some(u)) => {
             format!("the registry {registry} did not let {u} push to {registry}/{repository}: {PUSH_PERMISSION_HINT}")
         }
-        (Action::Push, None) => format!(
+        (Action::Push, None) if registry == "ghcr.io" || registry == "docker.pkg.github.com" => format!(
             "pushing to {registry}/{repository} needs credentials: set the `username` and `password` inputs, and \
              {PUSH_PERMISSION_HINT}"
+        ),
+        // `username` and `password` go only to GitHub's registries and the `registry` input's host.
+        (Action::Push, None) => format!(
+            "pushing to {registry}/{repository} needs credentials and none were given for {registry}: add a \
+             `registry_auth` line `{registry}=USERNAME:PASSWORD` (from secrets), or, when it is the `registry` input, \
+             set `username` and `password`"
         ),
         (Action::Pull, Some(u)) => format!(
             "the registry {registry} did not let {u} pull {registry}/{repository}: check the image name and that \

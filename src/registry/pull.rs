@@ -99,6 +99,41 @@ pub async fn read_images(client: &RegistryClient, r: &ImageRef) -> Result<Vec<Im
     Ok(images)
 }
 
+/// The image `r` names for `platform`, kept byte for byte (manifest and config), its layers left in the registry:
+/// from an index, the entry for `platform`; a single image is taken whatever its platform unless `strict`. What
+/// `install` moves: the manifest and its digest stay the registry's.
+pub async fn read_image_for(
+    client: &RegistryClient,
+    r: &ImageRef,
+    platform: &Platform,
+    strict: bool,
+) -> Result<Image, RegistryError> {
+    let top = client.get_manifest(&r.name, r.reference()).await?;
+    if !media_type::is_index(&top.media_type) {
+        let image = read_manifest(client, r, top).await?;
+        if strict && !platform_matches(&image.platform(), platform) {
+            return Err(RegistryError::NoMatchingPlatform {
+                reference: r.to_string(),
+                wanted: platform.to_string(),
+                available: vec![image.platform().to_string()],
+            });
+        }
+        return Ok(image);
+    }
+    let index: Index = parse(r, &top, "index")?;
+    let Some(entry) = pick_platform(&index.manifests, platform) else {
+        return Err(RegistryError::NoMatchingPlatform {
+            reference: r.to_string(),
+            wanted: platform.to_string(),
+            available: platforms_of(&index.manifests).iter().map(Platform::to_string).collect(),
+        });
+    };
+    // Asked by digest, the client checks the bytes against it.
+    let raw = client.get_manifest(&r.name, entry.digest.as_str()).await?;
+    let image = read_manifest(client, r, raw).await?;
+    Ok(image.with_index_entry(entry.platform.clone(), entry.annotations.clone().unwrap_or_default()))
+}
+
 /// One image manifest of `r` and its config, both kept as read.
 async fn read_manifest(client: &RegistryClient, r: &ImageRef, raw: RawManifest) -> Result<Image, RegistryError> {
     let manifest: Manifest = parse(r, &raw, "manifest")?;

@@ -35,6 +35,12 @@ pub enum Entry {
     File(&'static str, u32, Vec<u8>),
     /// A symlink at a path (relative to `/`) to a target.
     Symlink(String, &'static str),
+    /// A hard link at a path to a target, both written into the header as given (a hostile layer's `/etc/passwd`
+    /// included).
+    Hardlink(String, String),
+    /// A one-byte file whose name is written into the header as given, where the tar crate would refuse it
+    /// (`../../x`, `/abs`).
+    RawFile(Vec<u8>),
 }
 
 /// A base image as pushed: its name, digests and raw bytes.
@@ -122,6 +128,11 @@ fn is_static_elf(b: &[u8]) -> bool {
     })
 }
 
+/// The busybox base root filesystem's entries (this machine's static busybox, applet symlinks, `/etc`, `/tmp`).
+pub fn busybox_entries() -> Vec<Entry> {
+    rootfs_entries(static_busybox())
+}
+
 fn rootfs_entries(busybox: Vec<u8>) -> Vec<Entry> {
     let mut entries = vec![
         Entry::Dir("bin", 0o755),
@@ -166,6 +177,7 @@ pub fn busybox_rootfs(dest: &Path) {
                 let _ = std::fs::remove_file(&link);
                 std::os::unix::fs::symlink(target, link).expect("symlink");
             }
+            Entry::Hardlink(..) | Entry::RawFile(_) => unreachable!("the base root filesystem has neither"),
         }
     }
 }
@@ -196,6 +208,23 @@ pub fn tar_of(entries: Vec<Entry>) -> Vec<u8> {
                 h.set_mode(0o777);
                 h.set_size(0);
                 builder.append_link(&mut h, path, target).expect("tar symlink");
+            }
+            Entry::Hardlink(path, target) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_mode(0o644);
+                h.set_size(0);
+                h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+                h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+                h.set_cksum();
+                builder.append(&h, std::io::empty()).expect("tar hard link");
+            }
+            Entry::RawFile(name) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(1);
+                h.as_old_mut().name[..name.len()].copy_from_slice(&name);
+                h.set_cksum();
+                builder.append(&h, &b"x"[..]).expect("tar raw file");
             }
         }
     }
@@ -280,6 +309,72 @@ fn write_image(layout: &Path, repo: &str, tag: &str, arch: &str) -> BaseImage {
         layer_size: layer.len() as u64,
         diff_id,
     }
+}
+
+/// Pushes an image of the given layers (bottom first; each a gzip tar of its entries) with the busybox base's
+/// config for this machine's architecture, as `repo_tag`, with skopeo (`docker_schema2`: as a Docker schema 2
+/// manifest, skopeo's `-f v2s2`). Returns the manifest and config digests skopeo reports for the registry.
+pub fn push_layers(
+    registry: &Registry,
+    repo_tag: &str,
+    layers: Vec<Vec<Entry>>,
+    docker_schema2: bool,
+) -> (String, String) {
+    let (repo, tag) = split_repo_tag(repo_tag);
+    let layout = tempfile::Builder::new().prefix("octopush-layers-").tempdir().expect("tempdir");
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for entries in layers {
+        let (gz, diff_id) = gzip_layer(entries);
+        let digest = write_blob(layout.path(), &gz);
+        descriptors.push(json!({"mediaType": OCI_LAYER_GZIP, "digest": digest, "size": gz.len()}));
+        diff_ids.push(diff_id);
+    }
+    let config = serde_json::to_vec(&json!({
+        "created": CREATED,
+        "architecture": host_arch(),
+        "os": "linux",
+        "config": {"Env": [format!("PATH={BASE_PATH}")], "Cmd": ["/bin/sh"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": diff_ids.iter().map(|_| json!({"created": CREATED, "created_by": "octopush test layers"})).collect::<Vec<_>>()
+    }))
+    .expect("config JSON");
+    let config_digest = write_blob(layout.path(), &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config.len()},
+        "layers": descriptors
+    }))
+    .expect("manifest JSON");
+    let manifest_digest = write_blob(layout.path(), &manifest);
+    write_layout_index(layout.path(), OCI_MANIFEST, &manifest_digest, manifest.len(), tag);
+    let src = format!("oci:{}:{tag}", layout.path().display());
+    let _ = repo;
+    if docker_schema2 {
+        let mut cmd = std::process::Command::new(tool("skopeo"));
+        cmd.args(["--insecure-policy", "copy", "-q", "--retry-times=0", "-f", "v2s2"]);
+        cmd.args(registry.skopeo_dest_args()).arg(&src).arg(format!("docker://{}", registry.image(repo_tag)));
+        cmd.env("REGISTRY_AUTH_FILE", registry.dir().join("no-auth.json"));
+        super::run_ok(&mut cmd);
+    } else {
+        registry.skopeo_copy_to(&src, repo_tag, false);
+    }
+    // What the registry holds, as skopeo reads it: the manifest's digest is the digest of its bytes.
+    let raw = registry_manifest(registry, repo_tag);
+    let m: serde_json::Value = serde_json::from_slice(&raw).expect("manifest JSON");
+    (sha256_digest(&raw), m["config"]["digest"].as_str().expect("config digest").to_string())
+}
+
+/// The manifest bytes of `repo_ref` in `registry`, read with `skopeo inspect --raw`.
+pub fn registry_manifest(registry: &Registry, repo_ref: &str) -> Vec<u8> {
+    let mut cmd = std::process::Command::new(tool("skopeo"));
+    cmd.args(["inspect", "--raw"]).args(registry.skopeo_src_args(false).iter().map(|a| a.replace("--src-", "--")));
+    cmd.arg(format!("docker://{}", registry.image(repo_ref)));
+    cmd.env("REGISTRY_AUTH_FILE", registry.dir().join("no-auth.json"));
+    let out = super::run(&mut cmd);
+    assert!(out.status.success(), "skopeo inspect --raw failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
 }
 
 fn platform_json(arch: &str) -> serde_json::Value {

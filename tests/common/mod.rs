@@ -3,7 +3,8 @@
 //! `Workflow` that runs the octopush binary. Every test gets its own instances; dropping one kills its processes
 //! and removes its temporary directories. A missing tool is a panic that names `scripts/install-test-deps.sh`,
 //! never a silent skip. Verification goes through independent clients (curl, skopeo, docker), never octopush's
-//! own registry client. Use it with `mod common;` from a file in `tests/`.
+//! own registry client. Package registries (verdaccio, a Maven/RubyGems repository) for `install` live in
+//! `packages_servers`. Use it with `mod common;` from a file in `tests/`.
 #![allow(dead_code)]
 
 pub mod access;
@@ -14,6 +15,7 @@ pub mod github_api;
 pub mod http;
 pub mod image;
 pub mod packages;
+pub mod packages_servers;
 pub mod proxy;
 pub mod registry;
 pub mod tarball;
@@ -62,6 +64,10 @@ fn package_of(tool: &str) -> &'static str {
         "curl" => "curl",
         "openssl" => "openssl",
         "python3" => "python3",
+        "node" => "nodejs",
+        "npm" => "npm",
+        "mvn" => "maven",
+        "ruby" | "gem" => "ruby",
         "qemu-aarch64" => "qemu-user",
         _ => "?",
     }

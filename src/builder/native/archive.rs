@@ -6,13 +6,7 @@ use std::io::Read;
 use super::context::{Item, Root};
 use super::copy::relink;
 use super::fs::{Content, Kind, Node, normalize_in_root};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum ArchiveKind {
-    Tar,
-    Gzip,
-    Zstd,
-}
+pub(crate) use crate::unpack::{ArchiveKind, open};
 
 /// Whether an ADDed file is an archive to unpack (tar, gzip or zstd). bzip2 and xz cannot be unpacked without
 /// more codecs: that is an error rather than a silent copy of the compressed file.
@@ -63,16 +57,6 @@ fn is_tar_header(b: &[u8]) -> bool {
     stored == sum && b[0] != 0
 }
 
-/// The tar stream of the archive at `path`, decompressed as `kind` says.
-pub(crate) fn open(path: &std::path::Path, kind: ArchiveKind) -> std::io::Result<Box<dyn Read>> {
-    let file = std::fs::File::open(path)?;
-    Ok(match kind {
-        ArchiveKind::Tar => Box::new(file),
-        ArchiveKind::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
-        ArchiveKind::Zstd => Box::new(zstd::stream::read::Decoder::new(file)?),
-    })
-}
-
 /// Unpacks an archive: file contents go to a directory in the work directory, entries come back relative to
 /// the destination.
 pub(crate) fn unpack(
@@ -88,10 +72,11 @@ pub(crate) fn unpack(
     for (n, entry) in archive.entries()?.enumerate() {
         let mut entry = entry?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        if raw.split('/').any(|c| c == "..") {
-            return Err(std::io::Error::other(format!("{raw}: archive paths may not contain `..`")));
-        }
-        let rel = normalize_in_root(&raw);
+        // As Docker's ADD, a leading `/` is taken as the root; `..` is refused (the check layers get too).
+        let rel = crate::unpack::entry_path(std::path::Path::new(raw.trim_start_matches('/')))
+            .map_err(|e| std::io::Error::other(format!("{raw}: {e}")))?
+            .to_string_lossy()
+            .into_owned();
         let h = entry.header();
         // Empty numeric fields read as 0, as Go's archive/tar reads them.
         let (mode, uid, gid) = (h.mode().unwrap_or(0o644) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::fs::{FsTree, MAX_LINKS, link_target, normalize_in_root};
-use super::image_fs::{Whiteout, open_layer, whiteout};
 use super::{BaseResolver, BuildError};
 use crate::image::{BlobSource, Digest, Layer};
+use crate::unpack::{Whiteout, open_layer, whiteout};
 
 /// Files larger than this are not read into memory (`/etc/passwd` is a few kilobytes).
 const MAX_FILE: u64 = 16 << 20;

@@ -156,7 +156,14 @@ impl Context {
                     "{child_ctx}: the file name is not valid UTF-8; rename it or add it to .dockerignore"
                 ));
             }
-            let Some(node) = node_from_opt(&path, &meta, &child_ctx)? else { continue };
+            // A pipe, socket or device is not dropped in silence: the user hears which, and what to do.
+            let Some(node) = node_from_opt(&path, &meta, &child_ctx)? else {
+                return Err(format!(
+                    "{child_ctx} is a {}, which the native builder does not put in a layer: add it to .dockerignore, \
+                     or set `builder: engine`",
+                    special_kind(&meta)
+                ));
+            };
             let at = out.len();
             if !skip {
                 out.push(Item { rel: child_rel.clone(), node: node.clone(), inode: inode(&meta) });
@@ -285,6 +292,21 @@ fn node_from_opt(path: &Path, meta: &std::fs::Metadata, rel: &str) -> Result<Opt
     };
     let mode = if ft.is_symlink() { 0o777 } else { meta.mode() & 0o7777 };
     Ok(Some(Node { kind, mode, uid: 0, gid: 0, mtime: meta.mtime() }))
+}
+
+/// What a file that is neither a regular file, a directory nor a symlink is, in words.
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    let ft = meta.file_type();
+    if ft.is_fifo() {
+        "named pipe (FIFO)"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
 }
 
 /// Whether a path has unescaped `*`, `?` or `[` (BuildKit's `containsWildcards`).

@@ -1,32 +1,14 @@
 //! `COPY --from=<image>`: an image's layers, downloaded into the work directory and unpacked in order into an
 //! [`FsTree`] as a container runtime would (whiteouts delete, opaque markers empty a directory of what lower
-//! layers put there), file contents stored on disk beside them, never in memory.
+//! layers put there), file contents stored on disk beside them, never in memory. How a layer is read and what a
+//! whiteout is live in [`crate::unpack`], which `install`'s `dir:` target shares.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::archive::{self, ArchiveKind};
+use super::archive;
 use super::fs::FsTree;
-
-const OPAQUE: &str = ".wh..wh..opq";
-
-/// What a whiteout entry of a layer does to what lower layers put there.
-pub(crate) enum Whiteout<'a> {
-    /// `DIR/.wh..wh..opq`: DIR is emptied (and kept).
-    Opaque(&'a str),
-    /// `DIR/.wh.NAME`: DIR/NAME and what is below it are deleted.
-    Delete(String),
-}
-
-/// The whiteout a layer entry at `path` (normalised, relative to `/`) is, if it is one.
-pub(crate) fn whiteout(path: &str) -> Option<Whiteout<'_>> {
-    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-    if name == OPAQUE {
-        return Some(Whiteout::Opaque(dir));
-    }
-    let victim = name.strip_prefix(".wh.")?;
-    Some(Whiteout::Delete(if dir.is_empty() { victim.to_string() } else { format!("{dir}/{victim}") }))
-}
+use crate::unpack::{Whiteout, layer_kind, whiteout};
 
 /// Unpacks the layer blobs at `layers` (bottom first) into a complete tree; contents go below `work_dir`.
 pub(crate) fn unpack_image(layers: &[PathBuf], work_dir: &Path) -> Result<FsTree, String> {
@@ -55,21 +37,4 @@ pub(crate) fn unpack_image(layers: &[PathBuf], work_dir: &Path) -> Result<FsTree
         tree.apply(&entries);
     }
     Ok(tree)
-}
-
-/// A layer blob is a gzip, zstd or plain tar, told apart by its first bytes (an empty layer is just zeros, so
-/// not sniffed as ADD sniffs).
-fn layer_kind(path: &Path) -> std::io::Result<ArchiveKind> {
-    let mut head = [0u8; 4];
-    let n = std::io::Read::read(&mut std::fs::File::open(path)?, &mut head)?;
-    Ok(match &head[..n] {
-        [0x1f, 0x8b, ..] => ArchiveKind::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd] => ArchiveKind::Zstd,
-        _ => ArchiveKind::Tar,
-    })
-}
-
-/// Opens a layer blob as a tar stream, whatever its compression ([`layer_kind`]).
-pub(crate) fn open_layer(path: &Path) -> std::io::Result<Box<dyn std::io::Read>> {
-    archive::open(path, layer_kind(path)?)
 }
