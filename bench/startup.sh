@@ -15,13 +15,15 @@
 #       docker run IMAGE --version               the image under dockerd 20.10 (vfs): container creation included
 #   against the 50 ms budget for the binary's first output.
 # Env: BENCH_RUNS=N (default 30), BENCH_PROFILE (default release), BENCH_NO_DOCKER=1 skips the docker run row.
-# Output: a Markdown section on stdout (also written to bench/last-startup.md).
+# Output: a Markdown section on stdout, recorded in bench/RESULTS.md between the `startup.sh` markers (replacing
+# the previous run's; BENCH_NO_RECORD=1 leaves RESULTS.md alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 RUNS=${BENCH_RUNS:-30}
 PROFILE=${BENCH_PROFILE:-release}
-OUT=$ROOT/bench/last-startup.md
+RESULTS=$ROOT/bench/RESULTS.md
+BEGIN='<!-- bench/startup.sh: begin -->' END='<!-- bench/startup.sh: end -->'
 # shellcheck source=scripts/lib/registry.sh
 . scripts/lib/registry.sh
 
@@ -96,19 +98,40 @@ if [ -z "${BENCH_NO_DOCKER:-}" ] && [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/do
   rows+="| \`docker run --rm IMAGE --version\` (dockerd 20.10, vfs) | $(measure /usr/bin/docker run --rm --network none "$ref" --version) |"$'\n'
 fi
 
-{
+section=$(
   echo "## Release image: size and start-up (issue 10)"
   echo
-  echo "\`bench/startup.sh\` (BENCH_RUNS=$RUNS), $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m); image built by"
-  echo "\`scripts/release.sh --profile $PROFILE\` and published to a local docker-registry."
+  echo "    BENCH_RUNS=$RUNS BENCH_PROFILE=$PROFILE bench/startup.sh"
+  echo
+  echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, $(uname -m),"
+  echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; the image built by"
+  echo "\`scripts/release.sh --profile $PROFILE\` and published to a local docker-registry. Budgets: under 15 MiB, first"
+  echo "output within 50 ms."
   echo
   echo "| image | download (config + gzip layers) | unpacked (layer tars) | binary | under 15 MiB |"
   echo "| --- | ---: | ---: | ---: | --- |"
   printf '%s' "$size_rows"
   echo
-  echo "Time from spawn to the first byte on stdout, $RUNS runs each (median / max; for the step also the whole run):"
+  echo "Time from spawn to the first byte on stdout, $RUNS runs each (median / max; the whole run's median too):"
   echo
   echo "| command | first output, median | first output, max | whole run, median |"
   echo "| --- | ---: | ---: | ---: |"
   printf '%s' "$rows"
-} | tee "$OUT"
+)
+echo "$section"
+if [ -z "${BENCH_NO_RECORD:-}" ]; then
+  python3 - "$RESULTS" "$BEGIN" "$END" "$section" <<'PY'
+import sys
+path, begin, end, section = sys.argv[1:]
+text = open(path).read()
+block = f"{begin}\n{section}\n{end}\n"
+if begin in text and end in text:
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1].lstrip("\n")
+    text = head + block + ("\n" + tail if tail else "")
+else:
+    text = text.rstrip("\n") + "\n\n" + block
+open(path, "w").write(text)
+PY
+  echo "startup: recorded in $RESULTS" >&2
+fi

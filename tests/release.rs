@@ -333,7 +333,7 @@ jobs:
 
     // The step ran the released image: it published, and the digest it printed is the registry's.
     let (_, pushed) = registry.get_manifest("octo-org/app", "latest");
-    assert_eq!(result.marked("octopush-digest="), vec![pushed], "{}", result.dump());
+    assert_eq!(result.marked("| octopush-digest="), vec![pushed], "{}", result.dump());
 
     // Pulled by digest, never built: act said it pulled that reference and built nothing, the registry served
     // the index by digest to dockerd, and dockerd holds that image and no other.
