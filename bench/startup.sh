@@ -15,8 +15,9 @@
 #       docker run IMAGE --version               the image under dockerd 20.10 (vfs): container creation included
 #   against the 50 ms budget for the binary's first output.
 # Env: BENCH_RUNS=N (default 30), BENCH_PROFILE (default release), BENCH_NO_DOCKER=1 skips the docker run row.
-# Output: a Markdown section on stdout, recorded in bench/RESULTS.md between the `startup.sh` markers (replacing
-# the previous run's; BENCH_NO_RECORD=1 leaves RESULTS.md alone).
+# Output: a dated Markdown section on stdout, also added to bench/RESULTS.md under "Release image: size and
+# start-up" (between the `startup.sh` markers, newest first; earlier runs stay). BENCH_NO_RECORD=1 leaves
+# RESULTS.md alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -98,15 +99,15 @@ if [ -z "${BENCH_NO_DOCKER:-}" ] && [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/do
   rows+="| \`docker run --rm IMAGE --version\` (dockerd 20.10, vfs) | $(measure /usr/bin/docker run --rm --network none "$ref" --version) |"$'\n'
 fi
 
+command="BENCH_RUNS=$RUNS BENCH_PROFILE=$PROFILE${BENCH_NO_DOCKER:+ BENCH_NO_DOCKER=1} bench/startup.sh"
 section=$(
-  echo "## Release image: size and start-up (issue 10)"
+  echo "## $(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo
-  echo "    BENCH_RUNS=$RUNS BENCH_PROFILE=$PROFILE bench/startup.sh"
+  echo "    $command"
   echo
-  echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, $(uname -m),"
-  echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; the image built by"
-  echo "\`scripts/release.sh --profile $PROFILE\` and published to a local docker-registry. Budgets: under 15 MiB, first"
-  echo "output within 50 ms."
+  echo "$(nproc) cores, $(uname -m), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; the image built by"
+  echo "\`scripts/release.sh --profile $PROFILE\` (both musl targets, cargo-zigbuild) and published to a local"
+  echo "docker-registry. Budgets: under 15 MiB, first output within 50 ms."
   echo
   echo "| image | download (config + gzip layers) | unpacked (layer tars) | binary | under 15 MiB |"
   echo "| --- | ---: | ---: | ---: | --- |"
@@ -120,17 +121,19 @@ section=$(
 )
 echo "$section"
 if [ -z "${BENCH_NO_RECORD:-}" ]; then
+  # The block's heading and markers are made on the first run; each run goes on top of the earlier ones.
   python3 - "$RESULTS" "$BEGIN" "$END" "$section" <<'PY'
 import sys
 path, begin, end, section = sys.argv[1:]
 text = open(path).read()
-block = f"{begin}\n{section}\n{end}\n"
-if begin in text and end in text:
-    head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1].lstrip("\n")
-    text = head + block + ("\n" + tail if tail else "")
-else:
-    text = text.rstrip("\n") + "\n\n" + block
+if begin not in text or end not in text:
+    heading = (
+        "# Release image: size and start-up (issue 10)\n\n"
+        "Recorded by `bench/startup.sh`, newest run first.\n\n"
+    )
+    text = text.rstrip("\n") + "\n\n" + heading + begin + "\n" + end + "\n"
+head, rest = text.split(begin, 1)
+text = head + begin + "\n" + section + "\n\n" + rest.lstrip("\n")
 open(path, "w").write(text)
 PY
   echo "startup: recorded in $RESULTS" >&2
