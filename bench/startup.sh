@@ -80,7 +80,7 @@ step_env=(env -i PATH=/usr/bin:/bin HOME="$W" GITHUB_ACTIONS=true GITHUB_WORKSPA
   INPUT_REGISTRY="$REGISTRY" INPUT_REPOSITORY=bench/app INPUT_TAGS=latest INPUT_PATH=. INPUT_PASSWORD=s3cret-bench
   INPUT_USERNAME=octocat INPUT_CACHE_DIR=false)
 
-measure() { python3 bench/first_output.py "$RUNS" "$@"; }
+measure() { python3 "$ROOT/bench/first_output.py" "$RUNS" "$@"; }
 rows=''
 rows+="| \`octopush --version\` (static musl, $PROFILE) | $(measure "$bin" --version) |"$'\n'
 rows+="| octopush as a publish step (first line; whole step) | $(cd "$W/ctx" && measure "${step_env[@]}" "$bin") |"$'\n'
