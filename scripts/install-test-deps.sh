@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real servers and peer tools the integration tests start (see tests/common/): Debian's CNCF
 # distribution registry, skopeo, umoci, buildah, busybox-static, htpasswd, jq, zstd (reads zstd layers), Docker
-# Engine, python3 with `cryptography` (the test token issuer), and act and git (end-to-end runs of action.yml in
+# Engine, python3 with `cryptography` (the test token issuer), act and git (end-to-end runs of action.yml in
 # tests/act.rs); for the install tests' package clients, Maven with Debian's deploy/install/dependency plugins
 # (Maven Central is out of reach), Ruby's gem, Node.js with npm, and verdaccio (pinned in
-# tests/support/verdaccio/package.json, installed there with `npm ci`). Idempotent and quick when everything is already there: apt-get update runs only if a package is
-# missing. Works as root or through sudo.
+# tests/support/verdaccio/package.json, installed there with `npm ci`); for tests/release.rs qemu-user (runs the
+# arm64 binary) and the release's cross toolchain (scripts/install-release-tools.sh: musl targets, cargo-zigbuild
+# and Zig from PyPI, into a cache of its own; it needs rustup, so scripts/test.sh installs Rust first).
+# Idempotent and quick when everything is already there: apt-get update runs only if a package is missing.
+# Works as root or through sudo.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -59,6 +62,7 @@ packages=(
   "libmaven-dependency-plugin-java:"
   "junit4:"
   "ruby:gem"
+  "qemu-user:qemu-aarch64"
 )
 
 missing=()
@@ -82,7 +86,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi
 
-for cmd in docker-registry skopeo umoci buildah busybox htpasswd jq curl openssl git mvn gem ruby node npm; do
+for cmd in docker-registry skopeo umoci buildah busybox htpasswd jq curl openssl git mvn gem ruby node npm qemu-aarch64; do
   command -v "$cmd" >/dev/null 2>&1 || fail "$cmd is still not on PATH after installing its package"
 done
 [ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null 2>&1 || fail "dockerd is missing after installing docker.io"
@@ -161,5 +165,8 @@ else
   [ -x "$verdaccio_dir/node_modules/verdaccio/bin/verdaccio" ] || fail "verdaccio is missing after npm ci"
 fi
 
+# The release's cross toolchain (tests/release.rs builds both musl binaries through scripts/release.sh).
+"$(dirname "$0")/install-release-tools.sh" || fail "scripts/install-release-tools.sh failed"
+
 echo "install-test-deps: ok (docker-registry, skopeo $(skopeo --version | awk '{print $3}'), umoci, buildah," \
-  "busybox, htpasswd, jq, git, $(/usr/bin/docker --version | cut -d, -f1), python3 cryptography, act, $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'), ruby $(ruby -e 'print RUBY_VERSION'), node $(node --version), verdaccio)"
+  "busybox, htpasswd, jq, git, $(/usr/bin/docker --version | cut -d, -f1), python3 cryptography, act, $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'), ruby $(ruby -e 'print RUBY_VERSION'), node $(node --version), verdaccio, qemu-user, the release toolchain)"

@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-test-deps.sh
+# Rust first: the test dependencies include rustup targets (scripts/install-release-tools.sh).
 scripts/install-rust.sh
 # shellcheck disable=SC1091
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+scripts/install-test-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --check

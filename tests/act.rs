@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::act::{ActResult, act_push, action_yml_with_image, build_action_image, git_commit_all};
+use common::act::{ActResult, act_push, action_yml_with_image, build_action_image, commit_push_event};
 use common::{Dockerd, Mode, Registry, push_busybox_base};
 
 const USER: &str = "act-robot";
@@ -44,15 +44,7 @@ impl Setup {
         write("hello.txt", "hello from act\n");
         write("action/action.yml", &action_yml_with_image(&format!("docker://{ACTION_IMAGE}")));
         write(".github/workflows/publish.yml", &workflow(&registry, &repo, &dir.path().join("outputs.json")));
-        let sha = git_commit_all(&repo, "Octo-Org/App");
-        // The push event act hands to the workflow (`-e`): the runner's payload for this commit, whose
-        // `head_commit.timestamp` makes the `created` label reproducible.
-        let mut event = common::workflow::default_push_event();
-        event["after"] = sha.as_str().into();
-        event["head_commit"]["id"] = sha.as_str().into();
-        std::fs::write(dir.path().join("event.json"), serde_json::to_vec_pretty(&event).expect("event JSON"))
-            .expect("write event.json");
-        std::fs::create_dir_all(dir.path().join("home")).expect("mkdir home");
+        let sha = commit_push_event(dir.path(), "Octo-Org/App", "refs/heads/master");
         Setup { registry, dockerd, dir, sha }
     }
 

@@ -8,8 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::act::{ActResult, TestBed, act_push_with, action_yml_with_image, build_action_image, git_commit_all};
-use common::workflow::default_push_event;
+use common::act::{ActResult, TestBed, act_push_with, action_yml_with_image, build_action_image, commit_push_event};
 use common::{Dockerd, Mode, Registry, gunzip_entries};
 
 const USER: &str = "example-robot";
@@ -56,13 +55,7 @@ fn run_example(
     let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/workflows").join(name))
         .unwrap_or_else(|e| panic!("examples/workflows/{name}: {e}"));
     write(".github/workflows/example.yml", bed.adapt(&example).as_bytes());
-    let sha = git_commit_all(&repo, "Octo-Org/App");
-    let mut event = default_push_event();
-    event["ref"] = git_ref.into();
-    event["after"] = sha.as_str().into();
-    event["head_commit"]["id"] = sha.as_str().into();
-    std::fs::write(dir.path().join("event.json"), serde_json::to_vec_pretty(&event).unwrap()).unwrap();
-    std::fs::create_dir_all(dir.path().join("home")).unwrap();
+    let sha = commit_push_event(dir.path(), "Octo-Org/App", git_ref);
     let result = act_push_with(dir.path(), &dockerd, ".github/workflows/example.yml", password, engine);
     assert!(result.status.success(), "act failed ({}):\n{}", result.status, result.dump());
     let all = result.all();

@@ -356,7 +356,8 @@ fn mknod(path: &Path, mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
 /// Sets the modification (and access) time of `path` itself, a symlink included.
 fn set_mtime(path: &Path, mtime: u64) -> io::Result<()> {
     let c = c_path(path)?;
-    let t = libc::timespec { tv_sec: i64::try_from(mtime).unwrap_or(0) as libc::time_t, tv_nsec: 0 };
+    // `try_into` names no `time_t`: musl deprecates the alias (it is 64-bit there already).
+    let t = libc::timespec { tv_sec: mtime.try_into().unwrap_or(0), tv_nsec: 0 };
     let times = [t, t];
     // SAFETY: `c` is a valid path and `times` two initialised timespecs, both alive across the call.
     match unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) } {

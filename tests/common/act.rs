@@ -132,6 +132,22 @@ pub fn action_yml_with_image(image: &str) -> String {
     format!("{head}{}", tail.replacen(line, &format!("\n  image: '{image}'\n"), 1))
 }
 
+/// Readies `d` for [`act_push`]: commits everything in `d/repo` ([`git_commit_all`], remote
+/// `https://github.com/{repository}.git`), writes `d/event.json`, the runner's push payload for that commit on
+/// `git_ref` (its `head_commit.timestamp` makes the `created` label reproducible), and makes `d/home`. Returns
+/// the commit's sha.
+pub fn commit_push_event(d: &Path, repository: &str, git_ref: &str) -> String {
+    let sha = git_commit_all(&d.join("repo"), repository);
+    let mut event = super::workflow::default_push_event();
+    event["ref"] = git_ref.into();
+    event["after"] = sha.as_str().into();
+    event["head_commit"]["id"] = sha.as_str().into();
+    std::fs::write(d.join("event.json"), serde_json::to_vec_pretty(&event).expect("event JSON"))
+        .expect("write event.json");
+    std::fs::create_dir_all(d.join("home")).expect("mkdir home");
+    sha
+}
+
 /// Makes `dir` a git repository whose one commit (on `master`, remote `origin` at
 /// `https://github.com/{repository}.git`, fixed author and dates) holds every file in it. Returns the sha.
 pub fn git_commit_all(dir: &Path, repository: &str) -> String {

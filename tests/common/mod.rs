@@ -68,6 +68,7 @@ fn package_of(tool: &str) -> &'static str {
         "npm" => "npm",
         "mvn" => "maven",
         "ruby" | "gem" => "ruby",
+        "qemu-aarch64" => "qemu-user",
         _ => "?",
     }
 }
