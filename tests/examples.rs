@@ -31,11 +31,12 @@ struct Run {
 fn run_example(
     name: &str,
     git_ref: &str,
+    password: &str,
     files: &[(&str, Vec<u8>)],
     engine: bool,
     adapt: impl FnOnce(&Registry, TestBed) -> TestBed,
 ) -> Run {
-    let registry = Registry::start(Mode::token(USER, PASSWORD));
+    let registry = Registry::start(Mode::token(USER, password));
     let dockerd = Dockerd::start();
     build_action_image(&dockerd, Path::new(env!("CARGO_BIN_EXE_octopush")), ACTION_IMAGE);
     let dir = tempfile::Builder::new().prefix("octopush-example-").tempdir().expect("tempdir");
@@ -62,10 +63,10 @@ fn run_example(
     event["head_commit"]["id"] = sha.as_str().into();
     std::fs::write(dir.path().join("event.json"), serde_json::to_vec_pretty(&event).unwrap()).unwrap();
     std::fs::create_dir_all(dir.path().join("home")).unwrap();
-    let result = act_push_with(dir.path(), &dockerd, ".github/workflows/example.yml", PASSWORD, engine);
+    let result = act_push_with(dir.path(), &dockerd, ".github/workflows/example.yml", password, engine);
     assert!(result.status.success(), "act failed ({}):\n{}", result.status, result.dump());
     let all = result.all();
-    assert!(!all.contains("panicked") && !all.contains(PASSWORD), "{}", result.dump());
+    assert!(!all.contains("panicked") && !all.contains(password), "{}", result.dump());
     Run { registry, dockerd, result, sha, _dir: dir }
 }
 
@@ -78,6 +79,7 @@ fn the_classic_v1_step_publishes_latest_and_the_sha() {
     let run = run_example(
         "classic-v1.yml",
         "refs/heads/master",
+        PASSWORD,
         &[dockerfile_scratch(), ("app.txt", b"v1\n".to_vec())],
         false,
         |_, bed| bed,
@@ -94,6 +96,7 @@ fn the_metadata_action_rules_tag_the_branch_and_the_sha() {
     let run = run_example(
         "metadata-tags.yml",
         "refs/heads/main",
+        PASSWORD,
         &[dockerfile_scratch(), ("app.txt", b"rules\n".to_vec())],
         false,
         |_, bed| bed,
@@ -117,6 +120,7 @@ fn a_dockerfile_with_run_builds_through_the_engine_mounted_into_the_action() {
     let run = run_example(
         "engine-run.yml",
         "refs/heads/main",
+        PASSWORD,
         &[("examples/run/Dockerfile", example("Dockerfile")), ("examples/run/message.txt", example("message.txt"))],
         true,
         |registry, mut bed| {
@@ -149,6 +153,7 @@ fn prebuilt_binaries_become_a_two_platform_index() {
     let run = run_example(
         "multi-arch-binaries.yml",
         "refs/tags/v1.2.3",
+        PASSWORD,
         &[(
             "examples/multi-arch/Dockerfile",
             std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/multi-arch/Dockerfile")).unwrap(),
@@ -185,14 +190,15 @@ fn a_matrix_pushes_by_digest_and_a_merge_job_tags_one_index() {
         ("amd64.txt", b"amd64\n".to_vec()),
         ("arm64.txt", b"arm64\n".to_vec()),
     ];
-    let run = run_example("multi-platform-matrix.yml", "refs/heads/master", &files, false, |registry, bed| {
-        common::push_busybox_multiplatform(registry, "base/multi:1");
-        // The Dockerfile names the base in this registry.
-        let dockerfile = bed.repo.join("Dockerfile");
-        let text = std::fs::read_to_string(&dockerfile).unwrap().replace("BASE", &registry.image("base/multi:1"));
-        std::fs::write(&dockerfile, text).unwrap();
-        bed
-    });
+    let run =
+        run_example("multi-platform-matrix.yml", "refs/heads/master", PASSWORD, &files, false, |registry, bed| {
+            common::push_busybox_multiplatform(registry, "base/multi:1");
+            // The Dockerfile names the base in this registry.
+            let dockerfile = bed.repo.join("Dockerfile");
+            let text = std::fs::read_to_string(&dockerfile).unwrap().replace("BASE", &registry.image("base/multi:1"));
+            std::fs::write(&dockerfile, text).unwrap();
+            bed
+        });
     let mut pushed: Vec<(String, String)> = run
         .result
         .marked("| octopush-octopush1=")
@@ -231,4 +237,86 @@ fn a_matrix_pushes_by_digest_and_a_merge_job_tags_one_index() {
         vec!["master".to_string(), format!("sha-{}", &run.sha[..7])],
         "the example's tags; the hand-offs deleted"
     );
+}
+
+/// `install.yml`: an image's files into the workspace, and npm and Maven set up with the job's token, each used
+/// by a later `run:` step. One token serves all three here as the workflow token does on GitHub: the registry's
+/// password, a verdaccio token (npm) and the Basic password of a Maven repository laid out as GitHub's.
+#[test]
+fn install_puts_an_image_in_the_workspace_and_sets_up_npm_and_maven_for_later_steps() {
+    let verdaccio = common::packages_servers::Verdaccio::start();
+    let token = verdaccio.token(USER, PASSWORD);
+    verdaccio.publish("@octo-org/greeting", "2.0.0", "hello from npm", &token);
+    let maven = common::packages_servers::PackageRepo::start(USER, &token, true);
+    let artifact = maven.root().join("octo-org/com/example/hello/1.0.0");
+    std::fs::create_dir_all(&artifact).unwrap();
+    let pom = "<project><modelVersion>4.0.0</modelVersion><groupId>com.example</groupId>\
+               <artifactId>hello</artifactId><version>1.0.0</version></project>\n";
+    let jar = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+    for (name, data) in [("hello-1.0.0.pom", pom.as_bytes()), ("hello-1.0.0.jar", jar.as_slice())] {
+        let path = artifact.join(name);
+        std::fs::write(&path, data).unwrap();
+        // GitHub's Maven registry serves checksums beside each file, and Maven checks them.
+        let out = std::process::Command::new(common::tool("sha1sum")).arg(&path).output().unwrap();
+        let sha1 = String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string();
+        std::fs::write(artifact.join(format!("{name}.sha1")), sha1).unwrap();
+    }
+    let m2 = tempfile::tempdir().unwrap();
+    // Maven Central is out of reach: `central` is Debian's repository of plugins.
+    let global = m2.path().join("global-settings.xml");
+    std::fs::write(
+        &global,
+        format!(
+            "<settings><localRepository>{}</localRepository><mirrors><mirror><id>debian</id>\
+             <mirrorOf>central</mirrorOf><url>file:///usr/share/maven-repo</url></mirror></mirrors></settings>\n",
+            m2.path().join("repository").display()
+        ),
+    )
+    .unwrap();
+    let files = [(
+        "package.json",
+        br#"{"name": "app", "version": "0.0.0", "private": true, "dependencies": {"@octo-org/greeting": "2.0.0"}}"#
+            .to_vec(),
+    )];
+    let run = run_example("install.yml", "refs/heads/main", &token, &files, false, |registry, mut bed| {
+        use common::image::Entry;
+        let greet = b"#!/bin/sh\necho \"hello from the toolchain image\"\n".to_vec();
+        common::image::push_layers(
+            registry,
+            "octo-org/toolchain:1",
+            vec![vec![Entry::Dir("bin", 0o755), Entry::File("bin/greet", 0o755, greet)]],
+            false,
+        );
+        bed.replace.push(("ghcr.io/OWNER/".into(), format!("{}/octo-org/", registry.host())));
+        bed.with.push(("npm_registry".into(), verdaccio.url()));
+        bed.with.push(("maven_registry".into(), maven.url()));
+        // `npm ci` needs a lock file the test bed would have to write by hand; `npm install` resolves the same.
+        bed.runs.push(("npm ci".into(), "npm install --no-audit --no-fund && node -e \"console.log('octopush-npm=' + require('@octo-org/greeting'))\"".into()));
+        // Debian's Maven is 3.8, which predates MAVEN_ARGS (hosted runners have 3.9): passed on as 3.9's launcher
+        // does. Its offline plugins cannot run a whole `package`; fetching the dependency is what is tested.
+        bed.runs.push((
+            "mvn -B package".into(),
+            format!(
+                "mvn -B $MAVEN_ARGS -gs {} org.apache.maven.plugins:maven-dependency-plugin:3.5.0:get \
+                 -Dartifact=com.example:hello:1.0.0 && echo octopush-mvn=$((6 * 7))",
+                global.display()
+            ),
+        ));
+        bed
+    });
+    let dump = run.result.dump();
+    assert_eq!(run.result.marked("| hello from the toolchain image"), vec![String::new()], "{dump}");
+    assert_eq!(run.result.marked("| octopush-npm="), vec!["hello from npm".to_string()], "{dump}");
+    assert!(run.result.marked("octopush-mvn=").contains(&"42".to_string()), "{dump}");
+    assert!(m2.path().join("repository/com/example/hello/1.0.0/hello-1.0.0.jar").is_file(), "{dump}");
+    let authed = maven.requests().iter().any(|l| l.contains("/com/example/hello/1.0.0/hello-1.0.0.jar 200 auth=yes"));
+    assert!(authed, "the jar came with the token: {:?}", maven.requests());
+    // The clients' files are beside act's file commands, never in the workspace (act's `hostexecutor`).
+    let leaked: Vec<_> = common::packages_servers::files_containing(&run._dir.path().join("act-cache"), &token)
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "hostexecutor"))
+        .collect();
+    assert!(leaked.is_empty(), "the token is in the workspace: {leaked:?}");
+    let npmrc = run.result.marked("::set-env:: NPM_CONFIG_USERCONFIG=");
+    assert!(npmrc.len() == 1 && npmrc[0].ends_with("/act/workflow/octopush/npm/.npmrc"), "{dump}");
 }

@@ -13,6 +13,9 @@
 //!   gzip member that `gzip -t`, Go's `compress/gzip` and zlib read like any other;
 //! - the trailer: CRC-32 of the tar (each block's CRC combined in order) and its length mod 2^32, little-endian.
 //!
+//! - a block whose byte histogram is as flat as random bytes' (compressed or encrypted data) is written as stored
+//!   blocks rather than deflated: deflate gains nothing there and spends most of a layer's time on it;
+//!
 //! Each block's bytes are a function of (block, previous block's tail, level, last or not) alone; the block
 //! boundaries depend only on the tar's length. So workers can take blocks in any order on any number of threads
 //! (1 compresses inline) and the output is the same, which `tests` checks for 1, 2 and 4 threads. At most two
@@ -98,7 +101,9 @@ impl Compression {
     /// the compressed bytes for the same tar would.
     pub fn cache_key(self) -> &'static str {
         match self {
-            Compression::Gzip => "gzip 6, zlib-rs 0.5.5, 128 KiB blocks with 32 KiB dictionaries, sync flushes",
+            Compression::Gzip => {
+                "gzip 6, zlib-rs 0.5.5, 128 KiB blocks with 32 KiB dictionaries, sync flushes, uniform blocks stored"
+            }
             Compression::Zstd => "zstd 3, libzstd 1.5.7, multi-threaded, 4 MiB jobs, checksum",
         }
     }
@@ -357,8 +362,15 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
     }
 }
 
-/// One block as raw deflate from a reset compressor primed with `dict`; a sync flush unless `last`.
+/// One block as raw deflate from a reset compressor primed with `dict`; a sync flush unless `last`. A block that
+/// looks incompressible ([`looks_incompressible`]) is stored instead, which costs a copy where deflate would
+/// spend most of a layer's compression time to gain nothing.
 fn compress_block(c: &mut Compress, input: &[u8], dict: &[u8], last: bool) -> io::Result<Compressed> {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(input);
+    if looks_incompressible(input) {
+        return Ok(Compressed { data: stored_blocks(input, last), crc });
+    }
     c.reset();
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(io::Error::other)?;
@@ -380,9 +392,48 @@ fn compress_block(c: &mut Compress, input: &[u8], dict: &[u8], last: bool) -> io
             _ => {}
         }
     }
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(input);
     Ok(Compressed { data, crc })
+}
+
+/// Whether a block's byte histogram is as flat as random bytes: already-compressed or encrypted data, which
+/// deflate cannot shrink. The test is Pearson's chi-square against the uniform distribution, in integers so the
+/// decision is the same on every machine: random bytes give about 255 (255 degrees of freedom), text and
+/// binaries tens of thousands. A block of uniform bytes that repeat within it (rare in a layer) is stored too,
+/// and is a little larger than deflate would make it: still correct, and still reproducible.
+fn looks_incompressible(input: &[u8]) -> bool {
+    /// Below this, the histogram says too little (and the block costs little either way).
+    const MIN: usize = 16 << 10;
+    /// Random bytes stay far below this (it is about 30 standard deviations above their mean).
+    const CHI_SQUARE_MAX: u128 = 1000;
+    if input.len() < MIN {
+        return false;
+    }
+    let mut counts = [0u64; 256];
+    for &b in input {
+        counts[b as usize] += 1;
+    }
+    // chi2 = sum((c - n/256)^2 / (n/256)) = sum((256c - n)^2) / (256n)
+    let n = input.len() as u128;
+    let sum: u128 = counts.iter().map(|&c| (256 * c as i128 - n as i128).unsigned_abs().pow(2)).sum();
+    sum < CHI_SQUARE_MAX * 256 * n
+}
+
+/// `input` as deflate stored blocks (at most 65,535 bytes each), the last one final when `last`. The stream is
+/// byte-aligned where a block starts (after the header or the previous block's sync flush) and stays so.
+fn stored_blocks(input: &[u8], last: bool) -> Vec<u8> {
+    const MAX: usize = 65_535;
+    let mut out = Vec::with_capacity(input.len() + 5 * (input.len() / MAX + 1));
+    let count = input.len().div_ceil(MAX).max(1);
+    for i in 0..count {
+        let chunk = &input[(i * MAX).min(input.len())..((i + 1) * MAX).min(input.len())];
+        // BFINAL, BTYPE 00 (stored), then padding to the byte boundary.
+        out.push(u8::from(last && i + 1 == count));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
 }
 
 fn stopped() -> io::Error {
@@ -401,7 +452,8 @@ mod tests {
         let mut out = Vec::with_capacity(len);
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         while out.len() < len {
-            if (out.len() / 50_000) % 2 == 0 {
+            // 100 KB of text, then 300 KB of noise: whole blocks of each, stored and deflated ones side by side.
+            if out.len() % 400_000 < 100_000 {
                 out.extend_from_slice(format!("line {} of a layer that compresses well\n", out.len() % 997).as_bytes());
             } else {
                 x ^= x << 13;
@@ -453,6 +505,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn noise_is_stored_and_text_deflated() {
+        let input = sample(400_000);
+        assert!(!looks_incompressible(&input[..GZIP_BLOCK]), "text");
+        assert!(looks_incompressible(&input[100_000..100_000 + GZIP_BLOCK]), "noise");
+        assert!(!looks_incompressible(&input[100_000..100_000 + 8192]), "too short to tell");
+        // Half text and half noise still deflates.
+        assert!(!looks_incompressible(&input[100_000 - GZIP_BLOCK / 2..100_000 + GZIP_BLOCK / 2]));
+        let noise = &input[100_000..100_000 + GZIP_BLOCK];
+        let stored = stored_blocks(noise, true);
+        assert_eq!(stored.len(), noise.len() + 3 * 5, "three stored blocks of at most 65,535 bytes");
+        let mut back = Vec::new();
+        flate2::read::DeflateDecoder::new(stored.as_slice()).read_to_end(&mut back).unwrap();
+        assert!(back == noise);
+        assert_eq!(stored_blocks(&[], true), vec![1, 0, 0, 0xff, 0xff], "an empty final block");
     }
 
     #[test]

@@ -37,10 +37,10 @@ impl InstallConfig {
             ),
             None => (octopush::builder::platform_of(std::env::consts::OS, std::env::consts::ARCH), false),
         };
-        let workspace = env.non_empty("GITHUB_WORKSPACE").map(PathBuf::from);
+        let paths = Paths::of(env);
         let mut images = Vec::new();
         for line in raw.lines("images") {
-            let request = image_line(&line, workspace.as_deref(), &engine, &platform, platform_given)?;
+            let request = image_line(&line, &paths, &engine, &platform, platform_given)?;
             let clash = images
                 .iter()
                 .any(|i: &ImageRequest| request.target.path().is_some() && i.target.path() == request.target.path());
@@ -146,6 +146,53 @@ impl InstallConfig {
     }
 }
 
+/// How a target path is read: relative to the workspace, and, when the step runs as the runner runs a container
+/// action, translated into the container. There the runner mounts the workspace at `/github/workspace` and
+/// `RUNNER_TEMP/_github_home` at `/github/home`, and nothing else of `RUNNER_TEMP`: a path such as
+/// `${{ runner.temp }}/toolchain` (the host's path) would be written into the container and vanish with it.
+struct Paths {
+    workspace: Option<PathBuf>,
+    /// The host's `RUNNER_TEMP`, when in the runner's container.
+    container_temp: Option<PathBuf>,
+}
+
+impl Paths {
+    fn of(env: &Env) -> Paths {
+        let workspace = env.non_empty("GITHUB_WORKSPACE").map(PathBuf::from);
+        let in_container = env.var("HOME") == Some("/github/home")
+            && workspace.as_deref() == Some(Path::new("/github/workspace"))
+            && env.var("ACT") != Some("true");
+        let container_temp = env.non_empty("RUNNER_TEMP").filter(|_| in_container).map(|t| PathBuf::from(t.trim()));
+        Paths { workspace, container_temp }
+    }
+
+    fn resolve(&self, target: &str, p: &str) -> Result<PathBuf, ConfigError> {
+        let path = Path::new(p);
+        if !path.is_absolute() {
+            return Ok(match &self.workspace {
+                Some(ws) => ws.join(path),
+                None => path.to_path_buf(),
+            });
+        }
+        if let Some(temp) = &self.container_temp {
+            if let Ok(rest) = path.strip_prefix(temp.join("_github_home")) {
+                return Ok(Path::new("/github/home").join(rest));
+            }
+            if path.starts_with(temp) {
+                return Err(bad(
+                    "images",
+                    format!(
+                        "`{target}` is in the runner's temp directory, which the runner does not share with the \
+                         action's container (only its `_github_home` folder): what is installed there would vanish \
+                         with the container. Name a path in the workspace instead, e.g. `dir:.tools/toolchain`"
+                    ),
+                ));
+            }
+        }
+        Ok(path.to_path_buf())
+    }
+}
+
 fn line_target(line: &str) -> &str {
     line.split_whitespace().nth(1).unwrap_or("")
 }
@@ -153,7 +200,7 @@ fn line_target(line: &str) -> &str {
 /// One `images` line: `REFERENCE TARGET`.
 fn image_line(
     line: &str,
-    workspace: Option<&Path>,
+    paths: &Paths,
     engine: &Endpoint,
     platform: &Platform,
     platform_given: bool,
@@ -169,15 +216,11 @@ fn image_line(
         ));
     };
     let reference = ImageRef::parse(reference).map_err(|e| bad("images", e.to_string()))?;
-    let resolve = |p: &str| match (workspace, Path::new(p).is_absolute()) {
-        (Some(ws), false) => ws.join(p),
-        _ => PathBuf::from(p),
-    };
     let path_of = |kind: &str, rest: &str| {
         if rest.is_empty() {
             Err(bad("images", format!("`{target}` names no path: write `{kind}:PATH`")))
         } else {
-            Ok(resolve(rest))
+            paths.resolve(target, rest)
         }
     };
     let target = if target == "docker" {
@@ -226,6 +269,26 @@ mod tests {
         assert_eq!(targets[3].kind(), "docker");
         assert_eq!(c.images[2].reference.to_string(), "docker.io/library/busybox:latest");
         assert!(!c.images[0].platform_given);
+    }
+
+    #[test]
+    fn in_the_runners_container_host_temp_paths_are_translated_or_refused() {
+        let runner = [
+            ("HOME", "/github/home"),
+            ("GITHUB_WORKSPACE", "/github/workspace"),
+            ("RUNNER_TEMP", "/home/runner/work/_temp"),
+        ];
+        let c = parse(&[("images", "ghcr.io/o/a:1 dir:/home/runner/work/_temp/_github_home/tools")], &runner).unwrap();
+        assert_eq!(c.images[0].target, ImageTarget::Dir("/github/home/tools".into()));
+        let c = parse(&[("images", "ghcr.io/o/a:1 oci:.tools/layout")], &runner).unwrap();
+        assert_eq!(c.images[0].target, ImageTarget::Oci("/github/workspace/.tools/layout".into()));
+        let e = parse(&[("images", "ghcr.io/o/a:1 dir:/home/runner/work/_temp/tools")], &runner).unwrap_err();
+        let e = e.to_string();
+        assert!(e.starts_with("input `images`:") && e.contains("would vanish") && e.contains("dir:.tools"), "{e}");
+        // On the host (a CLI run, act's host runner) the same path is taken as written.
+        let host = [("HOME", "/home/runner"), ("GITHUB_WORKSPACE", "/ws"), ("RUNNER_TEMP", "/home/runner/work/_temp")];
+        let c = parse(&[("images", "ghcr.io/o/a:1 dir:/home/runner/work/_temp/tools")], &host).unwrap();
+        assert_eq!(c.images[0].target, ImageTarget::Dir("/home/runner/work/_temp/tools".into()));
     }
 
     #[test]

@@ -291,10 +291,13 @@ pub struct TestBed {
     pub with: Vec<(String, String)>,
     /// `run:` commands replaced: (prefix of the command, the command instead).
     pub runs: Vec<(String, String)>,
+    /// Text replaced in the example before it is adapted (image names on ghcr.io...).
+    pub replace: Vec<(String, String)>,
 }
 
 impl TestBed {
     pub fn adapt(&self, example: &str) -> String {
+        let example = self.replace.iter().fold(example.to_string(), |text, (from, to)| text.replace(from, to));
         let mut out = String::new();
         // The octopush step being read: its indent (of `- `) and id.
         let mut step: Option<(usize, String)> = None;
