@@ -103,8 +103,17 @@ impl ImageRef {
                 ),
             ));
         }
+        // Every spelling of Docker Hub names the same repositories: a one-part name there is an official image,
+        // as `docker.io/x` is (oci-client adds `library/` only for `docker.io` and `index.docker.io` as written;
+        // `registry-1.docker.io/x` and `Docker.io/x` used to name `x` and print as `docker.io/x`, another image;
+        // found by fuzzing).
+        let repository = if registry == DOCKER_HUB && !r.repository().contains('/') {
+            format!("library/{}", r.repository())
+        } else {
+            r.repository().to_string()
+        };
         Ok(ImageRef {
-            name: ImageName { registry, repository: r.repository().to_string() },
+            name: ImageName { registry, repository },
             tag: r.tag().map(str::to_string),
             digest: r.digest().map(str::to_string),
         })
@@ -174,8 +183,9 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// `host[:port]` that makes a URL with exactly that host and port (found by fuzzing, issue 13: a bracketed host
-/// that is no IPv6 address, a port such as `+80` or `0080`, or a name ending in a number that is no IPv4 address,
-/// like `927.0.0.1`, used to be accepted and fail only at the first request, or speak to another port).
+/// that is no IPv6 address, a port such as `+80` or `0080`, a name ending in a number that is no IPv4 address,
+/// like `927.0.0.1`, or a bad punycode label (`xn--e`) used to be accepted and fail only at the first request, or
+/// speak to another port).
 fn valid_host(host: &str) -> bool {
     if host.is_empty() || host.contains('/') {
         return false;
@@ -196,22 +206,15 @@ fn valid_host(host: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
-    // A URL reads a host whose last label is a number as an IPv4 address (WHATWG URL, which reqwest follows).
-    labels_ok && (!ends_in_number(name) || name.parse::<std::net::Ipv4Addr>().is_ok())
+    // The URL parser reqwest uses must keep the name as written: it reads a name whose last label is a number as
+    // an IPv4 address (`127.1` is `127.0.0.1`, `927.0.0.1` is none) and an `xn--` label as punycode (`xn--e` is
+    // not valid punycode, found by fuzzing).
+    labels_ok && url::Host::parse(name).is_ok_and(|h| h.to_string() == name)
 }
 
 /// A port as a URL keeps it: decimal digits, no sign, no leading zero.
 fn valid_port(p: &str) -> bool {
     p.parse::<u16>().is_ok_and(|n| n.to_string() == p)
-}
-
-fn ends_in_number(name: &str) -> bool {
-    let last = name.rsplit('.').next().unwrap_or(name);
-    let hex = last.strip_prefix("0x").or_else(|| last.strip_prefix("0X"));
-    match hex {
-        Some(h) => h.bytes().all(|b| b.is_ascii_hexdigit()),
-        None => !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()),
-    }
 }
 
 /// The distribution spec's repository grammar: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
@@ -310,8 +313,9 @@ mod tests {
         }
     }
 
-    /// Found by fuzzing (issue 13, fuzz/corpus/reference/927-not-ipv4): hosts that pass the label grammar but make no
-    /// URL, or a URL with another port, were accepted and failed only at the first request.
+    /// Found by fuzzing (issue 13, fuzz/corpus/reference/927-not-ipv4 and punycode): hosts that pass the label
+    /// grammar but make no URL, or a URL with another host or port, were accepted and failed only at the first
+    /// request.
     #[test]
     fn hosts_are_those_a_url_keeps() {
         for bad in [
@@ -326,10 +330,23 @@ mod tests {
             "[::1",
             "[::1]x",
             "[::1]:+1",
+            "xn--e",
+            "registry.xn--e:5000",
+            "010.0.0.1",
         ] {
             assert!(matches!(registry_host(bad), Err(InvalidName::Registry(_))), "{bad}");
         }
-        for ok in ["927.example", "1password.com", "10.0.0.1:5000", "[::1]:5000", "[fe80::1]", "host:0", "a-1.b2c"] {
+        for ok in [
+            "927.example",
+            "1password.com",
+            "10.0.0.1:5000",
+            "[::1]:5000",
+            "[fe80::1]",
+            "host:0",
+            "a-1.b2c",
+            "xn--bcher-kva.example",
+            "ab--c.example",
+        ] {
             assert!(registry_host(ok).is_ok(), "{ok}");
         }
         assert!(ImageRef::parse("927.0.0.1:5000/img").is_err());
@@ -337,6 +354,25 @@ mod tests {
         assert!(ImageRef::parse("localhost:5000/app:v\u{466}1").is_err());
         assert!(ImageRef::parse("app:\u{e9}t\u{e9}").is_err());
         assert_eq!(ImageRef::parse("GHCR.io/o/r:v1").unwrap().name.registry, "ghcr.io");
+    }
+
+    /// Found by fuzzing (issue 13, fuzz/corpus/reference/hub-api-host): `registry-1.docker.io/x` parsed to the
+    /// repository `x` on Docker Hub and printed as `docker.io/x`, which is `docker.io/library/x`.
+    #[test]
+    fn every_spelling_of_docker_hub_names_official_images_alike() {
+        for s in [
+            "busybox:1",
+            "docker.io/busybox:1",
+            "index.docker.io/busybox:1",
+            "registry-1.docker.io/busybox:1",
+            "Docker.IO/busybox:1",
+        ] {
+            let r = ImageRef::parse(s).unwrap();
+            assert_eq!(r.to_string(), "docker.io/library/busybox:1", "{s}");
+            assert_eq!(ImageRef::parse(&r.to_string()).unwrap(), r, "{s}");
+        }
+        let r = ImageRef::parse("registry-1.docker.io/octo/app").unwrap();
+        assert_eq!((r.name.registry.as_str(), r.name.repository.as_str()), ("docker.io", "octo/app"));
     }
 
     #[test]
