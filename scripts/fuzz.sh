@@ -52,7 +52,7 @@ done
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "error: fuzz targets failed: ${failed[*]}; the inputs are in fuzz/artifacts/ (replay one with" \
-    "cargo fuzz run --fuzz-dir fuzz --sanitizer none -O TARGET fuzz/artifacts/TARGET/FILE)" >&2
+    "cargo fuzz run --fuzz-dir fuzz --sanitizer none -O --codegen-units 16 TARGET fuzz/artifacts/TARGET/FILE)" >&2
   exit 1
 fi
 echo "fuzz: ${seconds}s per target, no crash"

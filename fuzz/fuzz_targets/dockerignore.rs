@@ -48,11 +48,12 @@ fuzz_target!(|data: &[u8]| {
         let pm = PatternMatcher::new(&with).expect("a literal exception is a valid pattern");
         assert!(!pm.matches(path), "{with:?} still excludes {path:?}");
     }
-    for p in patterns.iter().filter(|p| !p.starts_with('!') && *p != "/").take(REBUILDS) {
-        // The exception is written as the matcher reads the pattern: it trims a pattern, but not what follows a
-        // `!` (moby's patternmatcher alike), so `/\t*` in a file is `\t*` after reading and `*` when matched,
-        // while `!\t*` is an exception for names starting with a tab (fuzz/corpus/dockerignore/leading-tab).
-        let pair = [p.clone(), format!("!{}", p.trim())];
+    // Not for a pattern with spaces around it: the matcher trims a pattern (and cleans it again), but not what
+    // follows a `!` (moby's patternmatcher alike), so `/\t*` in a file is `\t*` after reading and `*` when
+    // matched, while `!\t*` is an exception for names starting with a tab (fuzz/corpus/dockerignore/leading-tab).
+    let plain = |p: &&String| !p.starts_with('!') && *p != "/" && p.trim() == p.as_str();
+    for p in patterns.iter().filter(plain).take(REBUILDS) {
+        let pair = [p.clone(), format!("!{p}")];
         let pm = PatternMatcher::new(&pair).expect("a valid pattern makes a valid exception");
         for path in &paths {
             assert!(!pm.matches(path), "{pair:?} excludes {path:?}");
