@@ -16,6 +16,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
+echo "== fuzz the parsers (${FUZZ_SECONDS:-45}s per target)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-45}"
 
 conformance=../shared/conformance/metadata-action
 if [ ! -x scripts/conformance-meta.sh ]; then

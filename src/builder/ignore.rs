@@ -146,9 +146,9 @@ impl PatternMatcher {
     }
 
     /// moby's loop as written, every pattern against the file and each parent: the oracle the index is tested
-    /// against.
-    #[cfg(test)]
-    pub(crate) fn matches_every_pattern(&self, file: &str) -> bool {
+    /// against, by the unit tests and by the `dockerignore` fuzz target (cargo-fuzz builds with `--cfg fuzzing`).
+    #[cfg(any(test, fuzzing))]
+    pub fn matches_every_pattern(&self, file: &str) -> bool {
         let parent = dir(file);
         let parent_dirs: Vec<&str> = if parent == "." { Vec::new() } else { parent.split('/').collect() };
         let mut matched = false;

@@ -148,7 +148,8 @@ pub(crate) fn scan(src: &str, heredoc_capable: impl Fn(&str, char) -> bool) -> R
         lines.push(logical);
     }
     if lines.is_empty() {
-        return Err((physical.len(), "file with no instructions".into()));
+        // An empty file has one (empty) line: errors never name line 0 (found by fuzzing, issue 13).
+        return Err((physical.len().max(1), "file with no instructions".into()));
     }
     Ok(Scanned { directives: directives.found, escape, lines })
 }

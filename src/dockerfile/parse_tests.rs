@@ -321,7 +321,7 @@ fn line_numbers_span_continuations() {
 fn errors_name_file_line_and_instruction() {
     let cases: &[(&str, usize, &str)] = &[
         ("FROM x\n\n\nRUN a\n\n\nCOPY onlyone\n", 7, "Dockerfile:7: COPY requires at least two arguments"),
-        ("", 0, "Dockerfile:0: file with no instructions"),
+        ("", 1, "Dockerfile:1: file with no instructions"),
         ("# Hello\n# only comments\n", 2, "file with no instructions"),
         ("FROM busybox\n\nENV PATH\n", 3, "ENV must have two arguments"),
         ("FROM x\nCMD [ \"echo\", [ \"nested json\" ] ]\n", 2, "arrays must be comprised of strings only"),

@@ -84,16 +84,36 @@ impl ImageRef {
     pub fn parse(s: &str) -> Result<Self, InvalidName> {
         let r: oci_client::Reference =
             s.parse().map_err(|e: oci_client::ParseError| InvalidName::Reference(s.into(), e.to_string()))?;
-        let registry = match r.registry() {
+        // The host as a target's is: lowercase, and one that makes a URL (oci-client's grammar takes `927.0.0.1`).
+        let registry = match r.registry().to_ascii_lowercase().as_str() {
             DOCKER_HUB_API | "index.docker.io" => DOCKER_HUB.to_string(),
-            other => other.to_string(),
+            other if valid_host(other) => other.to_string(),
+            other => return Err(InvalidName::Reference(s.into(), InvalidName::Registry(other.into()).to_string())),
         };
         // oci-client accepts upper case in repositories; the distribution grammar does not.
         if !valid_repository(r.repository()) {
             return Err(InvalidName::Reference(s.into(), InvalidName::Repository(r.repository().into()).to_string()));
         }
+        // oci-client's `\w` takes any Unicode letter; the distribution grammar is ASCII (found by fuzzing).
+        if let Some(t) = r.tag().filter(|t| !is_valid_tag(t)) {
+            return Err(InvalidName::Reference(
+                s.into(),
+                format!(
+                    "the tag `{t}` is not valid: use up to 128 ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
+                ),
+            ));
+        }
+        // Every spelling of Docker Hub names the same repositories: a one-part name there is an official image,
+        // as `docker.io/x` is (oci-client adds `library/` only for `docker.io` and `index.docker.io` as written;
+        // `registry-1.docker.io/x` and `Docker.io/x` used to name `x` and print as `docker.io/x`, another image;
+        // found by fuzzing).
+        let repository = if registry == DOCKER_HUB && !r.repository().contains('/') {
+            format!("library/{}", r.repository())
+        } else {
+            r.repository().to_string()
+        };
         Ok(ImageRef {
-            name: ImageName { registry, repository: r.repository().to_string() },
+            name: ImageName { registry, repository },
             tag: r.tag().map(str::to_string),
             digest: r.digest().map(str::to_string),
         })
@@ -162,26 +182,39 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
 }
 
+/// `host[:port]` that makes a URL with exactly that host and port (found by fuzzing, issue 13: a bracketed host
+/// that is no IPv6 address, a port such as `+80` or `0080`, a name ending in a number that is no IPv4 address,
+/// like `927.0.0.1`, or a bad punycode label (`xn--e`) used to be accepted and fail only at the first request, or
+/// speak to another port).
 fn valid_host(host: &str) -> bool {
     if host.is_empty() || host.contains('/') {
         return false;
     }
-    let (name, port) = match host.strip_prefix('[') {
-        Some(_) => return host.contains(']'),
-        None => host.rsplit_once(':').map_or((host, None), |(h, p)| (h, Some(p))),
-    };
-    if let Some(p) = port {
-        if p.parse::<u16>().is_err() {
-            return false;
-        }
+    if let Some(rest) = host.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else { return false };
+        return ip.parse::<std::net::Ipv6Addr>().is_ok()
+            && (after.is_empty() || after.strip_prefix(':').is_some_and(valid_port));
     }
-    !name.is_empty()
+    let (name, port) = host.rsplit_once(':').map_or((host, None), |(h, p)| (h, Some(p)));
+    if port.is_some_and(|p| !valid_port(p)) {
+        return false;
+    }
+    let labels_ok = !name.is_empty()
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-        })
+        });
+    // The URL parser reqwest uses must keep the name as written: it reads a name whose last label is a number as
+    // an IPv4 address (`127.1` is `127.0.0.1`, `927.0.0.1` is none) and an `xn--` label as punycode (`xn--e` is
+    // not valid punycode, found by fuzzing).
+    labels_ok && url::Host::parse(name).is_ok_and(|h| h.to_string() == name)
+}
+
+/// A port as a URL keeps it: decimal digits, no sign, no leading zero.
+fn valid_port(p: &str) -> bool {
+    p.parse::<u16>().is_ok_and(|n| n.to_string() == p)
 }
 
 /// The distribution spec's repository grammar: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
@@ -278,6 +311,68 @@ mod tests {
         ] {
             assert!(!is_loopback_host(remote), "{remote}");
         }
+    }
+
+    /// Found by fuzzing (issue 13, fuzz/corpus/reference/927-not-ipv4 and punycode): hosts that pass the label
+    /// grammar but make no URL, or a URL with another host or port, were accepted and failed only at the first
+    /// request.
+    #[test]
+    fn hosts_are_those_a_url_keeps() {
+        for bad in [
+            "927.0.0.1:5000",
+            "127.1",
+            "10.0.0.256",
+            "a.0x1f",
+            "host:+80",
+            "host:0080",
+            "host:",
+            "[zz]",
+            "[::1",
+            "[::1]x",
+            "[::1]:+1",
+            "xn--e",
+            "registry.xn--e:5000",
+            "010.0.0.1",
+        ] {
+            assert!(matches!(registry_host(bad), Err(InvalidName::Registry(_))), "{bad}");
+        }
+        for ok in [
+            "927.example",
+            "1password.com",
+            "10.0.0.1:5000",
+            "[::1]:5000",
+            "[fe80::1]",
+            "host:0",
+            "a-1.b2c",
+            "xn--bcher-kva.example",
+            "ab--c.example",
+        ] {
+            assert!(registry_host(ok).is_ok(), "{ok}");
+        }
+        assert!(ImageRef::parse("927.0.0.1:5000/img").is_err());
+        // fuzz/corpus/reference/unicode-tag: oci-client's grammar takes any Unicode letter in a tag.
+        assert!(ImageRef::parse("localhost:5000/app:v\u{466}1").is_err());
+        assert!(ImageRef::parse("app:\u{e9}t\u{e9}").is_err());
+        assert_eq!(ImageRef::parse("GHCR.io/o/r:v1").unwrap().name.registry, "ghcr.io");
+    }
+
+    /// Found by fuzzing (issue 13, fuzz/corpus/reference/hub-api-host): `registry-1.docker.io/x` parsed to the
+    /// repository `x` on Docker Hub and printed as `docker.io/x`, which is `docker.io/library/x`.
+    #[test]
+    fn every_spelling_of_docker_hub_names_official_images_alike() {
+        for s in [
+            "busybox:1",
+            "docker.io/busybox:1",
+            "index.docker.io/busybox:1",
+            "registry-1.docker.io/busybox:1",
+            "Docker.IO/busybox:1",
+        ] {
+            let r = ImageRef::parse(s).unwrap();
+            assert_eq!(r.to_string(), "docker.io/library/busybox:1", "{s}");
+            assert_eq!(ImageRef::parse(&r.to_string()).unwrap(), r, "{s}");
+        }
+        let r = ImageRef::parse("registry-1.docker.io/octo/app").unwrap();
+        assert_eq!((r.name.registry.as_str(), r.name.repository.as_str()), ("docker.io", "octo/app"));
     }
 
     #[test]
