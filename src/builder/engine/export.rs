@@ -372,17 +372,18 @@ fn sniff(path: &Path) -> io::Result<Option<&'static str>> {
 mod tests {
     use super::*;
 
+    fn add(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    }
+
     /// A `docker save` archive as Engine 20.10 writes it: layers under `<id>/layer.tar` in name order, then the
     /// config and `manifest.json`.
     fn legacy_archive(layers: &[&[u8]], config: &[u8]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
-        let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, data).unwrap();
-        };
         let mut paths = Vec::new();
         for (i, l) in layers.iter().enumerate() {
             let path = format!("{i:064x}/layer.tar");
@@ -457,13 +458,6 @@ mod tests {
         dirs.sort();
         let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
         let mut b = tar::Builder::new(Vec::new());
-        let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, data).unwrap();
-        };
         for (id, json, layer) in &dirs {
             add(&mut b, &format!("{id}/VERSION"), b"1.0");
             add(&mut b, &format!("{id}/json"), json.as_bytes());
