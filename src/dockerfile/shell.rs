@@ -284,6 +284,8 @@ impl Scan<'_> {
         if let Some(stop) = stop {
             return Err(format!("unexpected end of statement while looking for matching {stop}"));
         }
+        // The characters after the last expansion count too: what the whole word grew by is what is bounded.
+        self.bounded(&result)?;
         Ok((result, words.finish()))
     }
 

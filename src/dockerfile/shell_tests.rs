@@ -243,6 +243,21 @@ fn a_self_doubling_variable_stops_at_the_growth_limit() {
             Err(e) => assert!(e.to_string().contains("1 MiB"), "{word}: {e}"),
         }
     }
+    // Plain characters after the last expansion count too (found by fuzzing, fuzz/corpus/dockerfile_parse/
+    // growth-tail: `$A$\u{feff}RG` with A just under the limit grew 2 bytes past it).
+    let edge: BTreeMap<String, String> =
+        [("A".to_string(), "x".repeat(MAX_GROWTH + 4)), ("B".to_string(), "x".repeat(MAX_GROWTH + 2))].into();
+    assert_eq!(l.process_word("$B", &edge).unwrap().len() - 2, MAX_GROWTH, "growing by the limit exactly is fine");
+    for word in ["$B...", "${B}z", "\"$B\"q", "$B\u{feff}"] {
+        let v = l.process_word(word, &edge).unwrap();
+        assert!(v.len() - word.len() <= MAX_GROWTH, "{word:?}");
+    }
+    for word in ["$A...", "$A\u{feff}", "$A$\u{feff}RG"] {
+        match l.process_word(word, &edge) {
+            Ok(v) => panic!("{word:?} expanded to {} bytes, {} more than its input", v.len(), v.len() - word.len()),
+            Err(e) => assert!(e.to_string().contains("1 MiB"), "{word}: {e}"),
+        }
+    }
     // A long value that does not grow is fine (a heredoc body, a big label copied once).
     let long = "z".repeat(3 * MAX_GROWTH);
     assert_eq!(l.process_word(&long, &NoVars).unwrap().len(), long.len());
