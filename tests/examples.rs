@@ -255,17 +255,7 @@ fn install_puts_an_image_in_the_workspace_and_sets_up_npm_and_maven_for_later_st
         std::fs::write(artifact.join(format!("{name}.sha1")), sha1).unwrap();
     }
     let m2 = tempfile::tempdir().unwrap();
-    // Maven Central is out of reach: `central` is Debian's repository of plugins.
-    let global = m2.path().join("global-settings.xml");
-    std::fs::write(
-        &global,
-        format!(
-            "<settings><localRepository>{}</localRepository><mirrors><mirror><id>debian</id>\
-             <mirrorOf>central</mirrorOf><url>file:///usr/share/maven-repo</url></mirror></mirrors></settings>\n",
-            m2.path().join("repository").display()
-        ),
-    )
-    .unwrap();
+    let global = common::packages_servers::maven_global_settings(m2.path());
     let files = [(
         "package.json",
         br#"{"name": "app", "version": "0.0.0", "private": true, "dependencies": {"@octo-org/greeting": "2.0.0"}}"#
@@ -301,7 +291,7 @@ fn install_puts_an_image_in_the_workspace_and_sets_up_npm_and_maven_for_later_st
     assert_eq!(run.result.marked("| hello from the toolchain image"), vec![String::new()], "{dump}");
     assert_eq!(run.result.marked("| octopush-npm="), vec!["hello from npm".to_string()], "{dump}");
     assert!(run.result.marked("octopush-mvn=").contains(&"42".to_string()), "{dump}");
-    assert!(m2.path().join("repository/com/example/hello/1.0.0/hello-1.0.0.jar").is_file(), "{dump}");
+    assert!(m2.path().join("m2/com/example/hello/1.0.0/hello-1.0.0.jar").is_file(), "{dump}");
     let authed = maven.requests().iter().any(|l| l.contains("/com/example/hello/1.0.0/hello-1.0.0.jar 200 auth=yes"));
     assert!(authed, "the jar came with the token: {:?}", maven.requests());
     // The clients' files are beside act's file commands, never in the workspace (act's `hostexecutor`).

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::act::build_action_image;
-use common::packages_servers::{PackageRepo, Verdaccio, files_containing, later_step_env, run_step};
+use common::packages_servers::{
+    PackageRepo, Verdaccio, files_containing, later_step_env, maven_global_settings, run_step,
+};
 use common::{Dockerd, RunResult, Workflow, run_ok, tool};
 
 /// Panics if `secret` is anywhere a user or a later upload could see it: the log (but a `::add-mask::` line),
@@ -68,22 +70,6 @@ fn npm_install_of_a_scoped_package_works_in_a_later_step_with_the_token() {
     std::fs::remove_dir_all(wf.workspace().join("node_modules")).unwrap();
     let out = run_step("npm", &["install", "--no-audit", "--no-fund", "@octo-org/greeting"], &bare, &wf.workspace());
     assert!(!out.status.success(), "npm installed the package without octopush's configuration");
-}
-
-/// Maven's global settings for the tests: Maven Central is out of reach, so `central` is Debian's repository of
-/// plugins, and the local repository is the test's own.
-fn maven_global_settings(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("global-settings.xml");
-    std::fs::write(
-        &path,
-        format!(
-            "<settings><localRepository>{}</localRepository><mirrors><mirror><id>debian</id>\
-             <mirrorOf>central</mirrorOf><url>file:///usr/share/maven-repo</url></mirror></mirrors></settings>\n",
-            dir.join("m2").display()
-        ),
-    )
-    .unwrap();
-    path
 }
 
 #[test]

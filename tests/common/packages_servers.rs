@@ -209,3 +209,19 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     }
     found
 }
+
+/// Maven's global settings for the tests: Maven Central is out of reach, so `central` is Debian's repository of
+/// plugins, and the local repository is the test's own, `dir/m2`. Written to `dir/global-settings.xml`.
+pub fn maven_global_settings(dir: &Path) -> PathBuf {
+    let path = dir.join("global-settings.xml");
+    std::fs::write(
+        &path,
+        format!(
+            "<settings><localRepository>{}</localRepository><mirrors><mirror><id>debian</id>\
+             <mirrorOf>central</mirrorOf><url>file:///usr/share/maven-repo</url></mirror></mirrors></settings>\n",
+            dir.join("m2").display()
+        ),
+    )
+    .unwrap();
+    path
+}
