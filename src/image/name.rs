@@ -18,6 +18,10 @@ pub enum InvalidName {
          between path components separated by `/` (for example `octo-org/app`)"
     )]
     Repository(String),
+    #[error(
+        "the tag `{0}` is not valid: use up to 128 ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
+    )]
+    Tag(String),
     #[error("the image reference `{0}` is not valid: {1}")]
     Reference(String, String),
 }
@@ -96,12 +100,7 @@ impl ImageRef {
         }
         // oci-client's `\w` takes any Unicode letter; the distribution grammar is ASCII (found by fuzzing).
         if let Some(t) = r.tag().filter(|t| !is_valid_tag(t)) {
-            return Err(InvalidName::Reference(
-                s.into(),
-                format!(
-                    "the tag `{t}` is not valid: use up to 128 ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
-                ),
-            ));
+            return Err(InvalidName::Reference(s.into(), InvalidName::Tag(t.into()).to_string()));
         }
         // Every spelling of Docker Hub names the same repositories: a one-part name there is an official image,
         // as `docker.io/x` is (oci-client adds `library/` only for `docker.io` and `index.docker.io` as written;
