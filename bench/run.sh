@@ -12,10 +12,13 @@
 #       octopush: the engine builder (BuildKit in the same dockerd), then its own export, compression and push;
 #       docker: DOCKER_BUILDKIT=1 docker build --network none + docker push; buildah: bud --isolation chroot + push
 #   w5-push  rides on w5: after an untimed docker build of the w5 image (BuildKit cache warm, image in the engine),
-#       octopush publish of it (a BuildKit cache hit: export + compress + upload) vs docker push of it, fresh repositories
+#       octopush publish of it (a BuildKit cache hit: export + compress + upload) vs docker push of it, fresh repositories,
+#       and the floor: the same new layers' bytes (saved from the engine beforehand, in the page cache) compressed
+#       by `pigz -6` on every core, hashed and uploaded with curl: compression plus upload and nothing else
+#   octopush-zstd  (w5 and w5-push only) octopush with `compression: zstd`, the faster codec users can choose
 # Env: BENCH_REPEAT=N (default 1; the table shows the median), BENCH_WORKLOADS="w1 w2 w4 w5" (w3 rides on w1,
 #      w5-push on w5),
-#      BENCH_TOOLS="octopush buildah docker", BENCH_TIMEOUT=seconds per command (default 300), BENCH_KEEP=1 keeps the temp dir,
+#      BENCH_TOOLS="octopush octopush-zstd buildah docker", BENCH_TIMEOUT=seconds per command (default 300), BENCH_KEEP=1 keeps the temp dir,
 #      BENCH_NO_BUILD=1 skips cargo build.
 # Output: a Markdown table on stdout (also written to $BENCH_OUT, default bench/last-table.md); logs in the temp dir.
 set -uo pipefail
@@ -23,17 +26,17 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 REPEAT=${BENCH_REPEAT:-1}
 WORKLOADS=${BENCH_WORKLOADS:-w1 w2 w4 w5}
-TOOLS=${BENCH_TOOLS:-octopush buildah docker}
+TOOLS=${BENCH_TOOLS:-octopush octopush-zstd buildah docker}
 TMO=${BENCH_TIMEOUT:-300}
 OUT=${BENCH_OUT:-$ROOT/bench/last-table.md}
 
 need=()
-for c in docker-registry skopeo buildah dockerd busybox jq python3 curl; do command -v "$c" >/dev/null || need+=("$c"); done
+for c in docker-registry skopeo buildah dockerd busybox jq python3 curl pigz; do command -v "$c" >/dev/null || need+=("$c"); done
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing missing packages (${need[*]})"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-registry skopeo umoci buildah \
-    busybox-static jq docker.io time curl >/dev/null
+    busybox-static jq docker.io time curl pigz >/dev/null
 fi
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
   # shellcheck source=/dev/null
@@ -255,11 +258,13 @@ one_run() {
   local engine=; case $wl in w5|w5push) engine=1;; esac
   : > "$W/cur"
   case $tool in
-    octopush)
+    octopush|octopush-zstd)
+      [ "$tool" = octopush-zstd ] && [ -z "$engine" ] && { echo "n/a"; return; }
       local extra=()
       # shellcheck disable=SC2054 # one argument: a comma-separated list
       [ "$wl" = w4 ] && extra=(--platforms linux/amd64,linux/arm64)
       [ -n "$engine" ] && extra=(--builder engine --network none)
+      [ "$tool" = octopush-zstd ] && extra+=(--compression zstd)
       dockerd_hwm_reset; local c0; c0=$(dockerd_cpu)
       GITHUB_SHA=0123456789abcdef0123456789abcdef01234567 SOURCE_DATE_EPOCH=1700000000 \
         run "$tool/$wl" "$BIN" publish --path "$ctx" --registry "$REG" --repository "$repo" --tags t "${extra[@]}" \
@@ -267,9 +272,10 @@ one_run() {
       local e=""
       if [ -n "$engine" ]; then
         e=" $(dockerd_hwm) $(echo "$(dockerd_cpu) $c0" | awk '{printf "%.2f", $1 - $2}')"
-        # phases from octopush's own lines: the build (until "built"), the export with compression (until
-        # "exported and compressed"), and what is left (the last uploads, the manifest)
-        awk -v wl="$wl" -v rep="$rep" '/ built sha256:/ {b = $1} / exported and compressed / {x = $1} {end = $1}
+        # phases from octopush's own lines (gzip runs): the build (until "built"), the export with compression
+        # (until "exported and compressed"), and what is left (the last uploads, the manifest)
+        [ "$tool" = octopush ] && awk -v wl="$wl" -v rep="$rep" \
+          '/ built sha256:/ {b = $1} / exported and compressed / {x = $1} {end = $1}
           END {printf "%s %s %.2f %.2f %.2f\n", wl, rep, b, x - b, end - x}' "$W/last.out" >> "$W/phases.tsv"
       fi
       awk -v e="$e" '{w += $1; c += $3 + $4; if ($2 > m) m = $2} END {printf "%.2f %d %.2f%s\n", w, m, c, e}' "$W/cur"
@@ -305,6 +311,39 @@ one_run() {
   awk '{w += $1; c += $3 + $4; if ($2 > m) m = $2} END {printf "%.2f %d %.2f\n", w, m, c}' "$W/cur"
 }
 
+# w5_floor REP IMAGE: the floor of w5-push. The image's new layers (every layer after the base's one), saved from
+# the engine untimed so they sit in the page cache, then timed: `pigz -6` on every core (gzip's default level, what
+# octopush and docker push write), sha256sum, and one streaming PUT per layer with curl, both layers at once.
+w5_floor() {
+  local rep=$1 src=$2 dir=$W/floor r
+  rm -rf "$dir"; mkdir -p "$dir/x"
+  curl -s --unix-socket "$D/docker.sock" "http://engine/images/$src/get" | tar -x -C "$dir/x" \
+    && python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))[0]["Layers"][1:]))' \
+      "$dir/x/manifest.json" > "$dir/layers" || { echo "    FAILED (floor: saving the w5 image)" >&2; return; }
+  cat > "$dir/floor.sh" <<'SH'
+set -eu
+dir=$1 reg=$2 repo=$3 n=0
+while read -r l; do n=$((n + 1)); pigz -6 -p "$(nproc)" -c "$dir/x/$l" > "$dir/l$n.gz"; done < "$dir/layers"
+pids=()
+for f in "$dir"/l*.gz; do
+  d=$(sha256sum "$f" | cut -d' ' -f1)
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$reg/v2/$repo/blobs/uploads/" | tr -d '\r' \
+    | awk 'tolower($1) == "location:" {print $2}')
+  case $loc in http*) ;; *) loc="http://$reg$loc";; esac
+  case $loc in *\?*) sep='&';; *) sep='?';; esac
+  curl -sf -T "$f" -H 'Content-Type: application/octet-stream' -o /dev/null "$loc${sep}digest=sha256:$d" & pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+SH
+  : > "$W/cur"
+  if run "floor/w5push" bash "$dir/floor.sh" "$dir" "$REG" "floor/w5push-r$rep"; then
+    r=$(awk '{printf "%.2f %d %.2f\n", $1, $2, $3 + $4}' "$W/cur")
+  else r=fail; fi
+  echo "w5push floor $rep $r" >> "$RES"
+  echo "   rep $rep w5-push floor (pigz -6 + curl of the same new layers): $r"
+  rm -rf "$dir"
+}
+
 # w5_push REP: export + push alone. An untimed docker build puts the w5 image in the engine (BuildKit cache warm);
 # then octopush publishes the same Dockerfile (every step a BuildKit cache hit: its time is the context check, the
 # export, compression and upload) and docker pushes the built image, each to a fresh repository.
@@ -318,9 +357,15 @@ w5_push() {
   rm -rf "$W/octopush-cache"
   r=$(one_run octopush w5push "$rep" "octopush/w5push-r$rep"); echo "w5push octopush $rep $r" >> "$RES"
   echo "   rep $rep w5-push octopush: $r"
+  if [[ " $TOOLS " == *" octopush-zstd "* ]]; then
+    rm -rf "$W/octopush-cache"
+    r=$(one_run octopush-zstd w5push "$rep" "octopush-zstd/w5push-r$rep"); echo "w5push octopush-zstd $rep $r" >> "$RES"
+    echo "   rep $rep w5-push octopush-zstd: $r"
+  fi
   $DOCKER tag "$src" "$REG/docker/w5push-r$rep:t"
   r=$(one_run docker w5push "$rep" "docker/w5push-r$rep"); echo "w5push docker $rep $r" >> "$RES"
   echo "   rep $rep w5-push docker: $r"
+  w5_floor "$rep" "$src"
   # the engine's export alone, what octopush reads: GET /images/{id}/get to /dev/null (first byte, last byte, bytes)
   curl -s --unix-socket "$D/docker.sock" "http://engine/images/$src/get" -o /dev/null \
     -w "%{time_starttransfer} %{time_total} %{size_download}\n" >> "$W/save.tsv"
@@ -336,9 +381,9 @@ for rep in $(seq 1 "$REPEAT"); do
       # cold for octopush too, since it builds there)
       case $tool/$wl in
         buildah/*) clean_buildah;;
-        docker/w5|octopush/w5) clean_engine; rm -rf "$W/octopush-cache";;
+        docker/w5|octopush/w5|octopush-zstd/w5) clean_engine; rm -rf "$W/octopush-cache";;
         docker/*) clean_docker;;
-        octopush/*) rm -rf "$W/octopush-cache";;
+        octopush*/*) rm -rf "$W/octopush-cache";;
       esac
       r=$(one_run "$tool" "$wl" "$rep" "$repo"); echo "$wl $tool $rep $r" >> "$RES"
       echo "   rep $rep $wl $tool: $r  (wall s, peak RSS KiB, CPU s[, dockerd VmHWM KiB, dockerd CPU s])"
@@ -375,7 +420,10 @@ def med(w, t, i):
     if any(len(x) <= i for x in v): return "-"
     return statistics.median(x[i] for x in v)
 wls = [w for w in ["w1", "w2", "w3", "w4", "w5", "w5push"] if any(k[0] == w for k in res)]
-peers = [t for t in tools if t != "octopush"]
+# the floor (w5-push only: pigz -6 + curl of the same new layers) is a column beside the tools
+if any(k[1] == "floor" for k in res): tools = tools + ["floor"]
+ours = [t for t in tools if t.startswith("octopush")]
+peers = [t for t in tools if not t.startswith("octopush")]
 def table(title, cols, cell, rows=None):
     print(f"\n{title}\n")
     print("| workload | " + " | ".join(cols) + " |"); print("|---|" + "---:|" * len(cols))
@@ -383,12 +431,12 @@ def table(title, cols, cell, rows=None):
 f = lambda v, fmt: fmt.format(v) if isinstance(v, (int, float)) else str(v)
 mib = lambda v: f(v / 1024 if isinstance(v, (int, float)) else v, "{:.0f}")
 table("Wall seconds (build + push; w5-push: push only)", tools, lambda w, t: f(med(w, t, 0), "{:.2f}"))
-if "octopush" in tools and peers:
-    def ratio(w, p):
-        a, o = med(w, p, 0), med(w, "octopush", 0)
-        return f"{a / o:.2f}x" if isinstance(a, float) and isinstance(o, float) and o > 0 else "n/a"
-    table("Ratio peer / octopush (wall; above 1 = octopush faster)", [f"{p}/octopush" for p in peers],
-          lambda w, c: ratio(w, c.split("/")[0]))
+if ours and peers:
+    def ratio(w, p, o):
+        a, b = med(w, p, 0), med(w, o, 0)
+        return f"{a / b:.2f}x" if isinstance(a, float) and isinstance(b, float) and b > 0 else "n/a"
+    table("Ratio peer / octopush (wall; above 1 = octopush faster)", [f"{p}/{o}" for o in ours for p in peers],
+          lambda w, c: ratio(w, *c.split("/")))
 table("Peak RSS, MiB (octopush: its own process)", tools, lambda w, t: mib(med(w, t, 1)))
 def cpu(w, t):  # octopush's engine builds: its own CPU plus dockerd's during the run (the build runs there)
     own, eng = med(w, t, 2), med(w, t, 4)

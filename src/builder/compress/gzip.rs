@@ -20,8 +20,9 @@
 //!
 //! Each block's bytes are a function of (block, previous block's tail, level, last or not) alone, and the block
 //! boundaries depend only on the tar's length. So workers can take blocks in any order on any number of threads
-//! (1 compresses inline) and the output is the same, which the tests check for 1, 2 and 4 threads. At most two
-//! blocks per thread are in flight (128 KiB in, about as much out), so memory stays a few hundred KiB per thread.
+//! (1 compresses inline) and the output is the same, which the tests check for 1, 2 and 4 threads. At most four
+//! blocks per thread are in flight (128 KiB in, about as much out; two left workers waiting behind a slow block of
+//! text while the noise after it was done), so memory stays about a MiB per thread.
 //! The bytes differ from single-threaded `gzip -6` (the sync flushes): layer digests changed with this format,
 //! and again when chunks were judged apart (the layer cache's key names the format, [`super::Compression::cache_key`]).
 
@@ -187,7 +188,7 @@ impl Workers {
             let handle = std::thread::Builder::new().name(format!("gzip-{i}")).spawn(move || work(&rx))?;
             handles.push(handle);
         }
-        Ok(Workers { jobs: Some(tx), threads: handles, max_in_flight: 2 * threads })
+        Ok(Workers { jobs: Some(tx), threads: handles, max_in_flight: 4 * threads })
     }
 
     fn stop(&mut self) {
