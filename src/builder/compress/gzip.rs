@@ -12,8 +12,9 @@
 //! random bytes' (compressed or encrypted data: images, fonts, archives, most of a binary's `.rodata` does not
 //! qualify) is written as stored blocks. Otherwise the block is cut into chunks of [`CHUNK`] bytes, each chunk
 //! judged the same way, and each run of chunks of one kind becomes one segment: a noise segment is stored, a
-//! compressible one is raw deflate from a reset compressor whose preset dictionary is the 32 KiB of tar before
-//! it (the previous block's tail included), so matches reach back across every cut and the ratio stays zlib's.
+//! compressible one is raw deflate from a new compressor ([`deflate`] says why never a reset one) whose preset
+//! dictionary is the 32 KiB of tar before it (the previous block's tail included), so matches reach back across
+//! every cut and the ratio stays zlib's.
 //! Deflate on noise gains nothing and runs slower than on text (53 against 81 MB/s on this project's bench
 //! data), and a layer of many small files mixes the two inside most blocks: measured on the engine bench's two
 //! layers (bench/RESULTS.md), the chunks cut the compression CPU by a fifth with the same size.
@@ -62,8 +63,6 @@ pub(crate) struct ParallelGzip<W: Write> {
     workers: Option<Workers>,
     /// Replies of blocks sent to the workers, oldest first.
     pending: VecDeque<Receiver<io::Result<Compressed>>>,
-    /// The compressor used when there are no workers.
-    inline: Option<Compress>,
 }
 
 struct Job {
@@ -88,11 +87,7 @@ impl<W: Write> ParallelGzip<W> {
     pub(super) fn new(mut out: W, threads: usize) -> io::Result<ParallelGzip<W>> {
         out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
         let threads = threads.clamp(1, 64);
-        let (workers, inline) = if threads == 1 {
-            (None, Some(Compress::new(flate2::Compression::new(GZIP_LEVEL), false)))
-        } else {
-            (Some(Workers::start(threads)?), None)
-        };
+        let workers = if threads == 1 { None } else { Some(Workers::start(threads)?) };
         Ok(ParallelGzip {
             out,
             block: Vec::with_capacity(GZIP_BLOCK),
@@ -101,7 +96,6 @@ impl<W: Write> ParallelGzip<W> {
             len: 0,
             workers,
             pending: VecDeque::new(),
-            inline,
         })
     }
 
@@ -110,11 +104,10 @@ impl<W: Write> ParallelGzip<W> {
         let input = std::mem::replace(&mut self.block, if last { Vec::new() } else { Vec::with_capacity(GZIP_BLOCK) });
         let tail = input[input.len().saturating_sub(DICT)..].to_vec();
         let dict = std::mem::replace(&mut self.dict, tail);
-        if let Some(c) = &mut self.inline {
-            let done = compress_block(c, &input, &dict, last)?;
+        let Some(workers) = &self.workers else {
+            let done = compress_block(&input, &dict, last)?;
             return self.emit(done);
-        }
-        let Some(workers) = &self.workers else { return Err(io::Error::other("the gzip writer has no compressor")) };
+        };
         let max = workers.max_in_flight;
         while self.pending.len() >= max {
             self.write_oldest()?;
@@ -207,7 +200,6 @@ impl Drop for Workers {
 
 /// A worker: takes the next block, compresses it, replies; stops when the writer is gone.
 fn work(jobs: &Mutex<Receiver<Job>>) {
-    let mut c = Compress::new(flate2::Compression::new(GZIP_LEVEL), false);
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {
@@ -216,17 +208,17 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
             },
             Err(_) => return,
         };
-        let done = compress_block(&mut c, &job.input, &job.dict, job.last);
+        let done = compress_block(&job.input, &job.dict, job.last);
         // The writer may have given up (an error elsewhere): nothing to do then.
         let _ = job.reply.send(done);
     }
 }
 
 /// One block: stored when it looks like noise as a whole ([`looks_incompressible`]), otherwise its segments
-/// ([`segments`]) in order, noise stored and the rest deflated from a reset compressor primed with the 32 KiB of
-/// tar before it. Every segment but the block's last ends byte-aligned (stored blocks are, deflate segments end
+/// ([`segments`]) in order, noise stored and the rest deflated by a new compressor primed with the 32 KiB of tar
+/// before it. Every segment but the block's last ends byte-aligned (stored blocks are, deflate segments end
 /// with a sync flush); the block's last segment ends with a sync flush, or with the final block when `last`.
-fn compress_block(c: &mut Compress, input: &[u8], dict: &[u8], last: bool) -> io::Result<Compressed> {
+fn compress_block(input: &[u8], dict: &[u8], last: bool) -> io::Result<Compressed> {
     let mut crc = crc32fast::Hasher::new();
     crc.update(input);
     let mut data = Vec::with_capacity(input.len() / 2 + 1024);
@@ -240,7 +232,7 @@ fn compress_block(c: &mut Compress, input: &[u8], dict: &[u8], last: bool) -> io
         if *noise {
             stored_blocks(&input[range.clone()], final_block, &mut data);
         } else {
-            deflate(c, &input[range.clone()], &dictionary(dict, input, range.start), final_block, &mut data)?;
+            deflate(&input[range.clone()], &dictionary(dict, input, range.start), final_block, &mut data)?;
         }
     }
     Ok(Compressed { data, crc })
@@ -275,10 +267,15 @@ fn dictionary<'a>(dict: &'a [u8], input: &'a [u8], at: usize) -> Cow<'a, [u8]> {
     Cow::Owned([from_dict, &input[..at]].concat())
 }
 
-/// `input` as raw deflate onto `out`, from a reset compressor primed with `dict`: a sync flush at the end, or the
-/// final block when `last`.
-fn deflate(c: &mut Compress, input: &[u8], dict: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
-    c.reset();
+/// `input` as raw deflate onto `out`, primed with `dict`: a sync flush at the end, or the final block when `last`.
+///
+/// Always from a new compressor, never a reset one: zlib-rs 0.5.5's `deflateReset` leaves state behind (stale
+/// window bytes past the input, which a match search at the end of the input can read) that changes the bytes of
+/// a few blocks by a byte or two: 10 of 127 blocks of word soup came out different from a compressor that had
+/// compressed the block before, so the layer digest depended on which worker had taken which block. A new
+/// compressor starts from zeroed memory, and costs about 4 µs (a block takes about 1.5 ms).
+fn deflate(input: &[u8], dict: &[u8], last: bool, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut c = Compress::new(flate2::Compression::new(GZIP_LEVEL), false);
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(io::Error::other)?;
     }
