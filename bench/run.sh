@@ -272,11 +272,11 @@ one_run() {
       local e=""
       if [ -n "$engine" ]; then
         e=" $(dockerd_hwm) $(echo "$(dockerd_cpu) $c0" | awk '{printf "%.2f", $1 - $2}')"
-        # phases from octopush's own lines (gzip runs): the build (until "built"), the export with compression
-        # (until "exported and compressed"), and what is left (the last uploads, the manifest)
-        [ "$tool" = octopush ] && awk -v wl="$wl" -v rep="$rep" \
+        # phases from octopush's own lines: the build (until "built"), the export with compression (until
+        # "exported and compressed"), and what is left (the last uploads, the manifest)
+        awk -v wl="$wl" -v tool="$tool" \
           '/ built sha256:/ {b = $1} / exported and compressed / {x = $1} {end = $1}
-          END {printf "%s %s %.2f %.2f %.2f\n", wl, rep, b, x - b, end - x}' "$W/last.out" >> "$W/phases.tsv"
+          END {printf "%s %s %.2f %.2f %.2f\n", wl, tool, b, x - b, end - x}' "$W/last.out" >> "$W/phases.tsv"
       fi
       awk -v e="$e" '{w += $1; c += $3 + $4; if ($2 > m) m = $2} END {printf "%.2f %d %.2f%s\n", w, m, c, e}' "$W/cur"
       return
@@ -453,15 +453,15 @@ if eng:
 phases = {}
 for l in open(sys.argv[3]):
     r = l.split()
-    if len(r) == 5: phases.setdefault(r[0], []).append([float(x) for x in r[2:]])
+    if len(r) == 5: phases.setdefault((r[0], r[1]), []).append([float(x) for x in r[2:]])
 if phases:
     print("\noctopush's engine builds, phases (median s; from its log lines): the build until `built`, the export with "
           "compression until `exported and compressed`, the rest (last uploads, manifest)\n")
     print("| workload | build | export + compress | rest | runs (build / export / rest) |"); print("|---|---:|---:|---:|---|")
-    for w in [w for w in wls if w in phases]:
-        v = phases[w]
+    for w, t in [(w, t) for w in wls for t in tools if (w, t) in phases]:
+        v = phases[(w, t)]
         m = [statistics.median(x[i] for x in v) for i in range(3)]
-        print(f"| {names[w]} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | "
+        print(f"| {names[w]}{' (zstd)' if t == 'octopush-zstd' else ''} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | "
               + "; ".join(" / ".join(f"{y:.1f}" for y in x) for x in v) + " |")
 save = [[float(x) for x in l.split()] for l in open(sys.argv[4]) if len(l.split()) == 3]
 if save:
