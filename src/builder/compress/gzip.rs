@@ -22,8 +22,9 @@
 //! Each block's bytes are a function of (block, previous block's tail, level, last or not) alone, and the block
 //! boundaries depend only on the tar's length. So workers can take blocks in any order on any number of threads
 //! (1 compresses inline) and the output is the same, which the tests check for 1, 2 and 4 threads. At most
-//! [`READ_AHEAD`] blocks, or four per thread on many cores, are in flight (128 KiB in, at most about as much out
-//! each), so memory stays flat: about 8 MiB on 2 cores, whatever the layer's size.
+//! [`READ_AHEAD`] blocks, or four per thread on many cores, are in flight (each 128 KiB in, a 32 KiB copy of the
+//! tail before it, and its output: about as much as its input, twice that at worst while it grows), so memory
+//! stays flat: 5 to 10 MiB on 2 cores, whatever the layer's size.
 //! The bytes differ from single-threaded `gzip -6` (the sync flushes): layer digests changed with this format,
 //! and again when chunks were judged apart (the layer cache's key names the format, [`super::Compression::cache_key`]).
 

@@ -75,12 +75,13 @@ impl Compression {
     }
 
     /// Names the codec and every setting that decides its bytes, for the layer cache's keys: it changes whenever
-    /// the compressed bytes for the same tar would.
+    /// the compressed bytes for the same tar would (`tests::compressed_bytes_are_pinned_to_the_cache_key` fails
+    /// when the bytes change and the key does not).
     pub fn cache_key(self) -> &'static str {
         match self {
             Compression::Gzip => {
                 "gzip 6, zlib-rs 0.5.5, 128 KiB blocks, sync flushes, uniform blocks and 4 KiB chunks stored, \
-                 32 KiB dictionaries before each deflated run"
+                 32 KiB dictionaries before each deflated run, a new compressor for each"
             }
             Compression::Zstd => "zstd 3, libzstd 1.5.7, multi-threaded, 4 MiB jobs, checksum",
         }

@@ -213,3 +213,77 @@ fn input_values() {
     assert_eq!(Compression::Zstd.media_type(), "application/vnd.oci.image.layer.v1.tar+zstd");
     assert_ne!(Compression::Gzip.cache_key(), Compression::Zstd.cache_key());
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The layer cache keeps compressed layers under `cache_key`: if the bytes for the same tar change (a codec
+/// setting, a dependency), the key must change too, or a cache filled before would mix both. This pins each
+/// codec's bytes to its key; when it fails on purpose, change the key and then the digests here.
+#[test]
+fn compressed_bytes_are_pinned_to_the_cache_key() {
+    let mut input = sample(5 * GZIP_BLOCK + 12_345);
+    input.extend(word_soup(1 << 20));
+    let pinned = [
+        (
+            Compression::Gzip,
+            "gzip 6, zlib-rs 0.5.5, 128 KiB blocks, sync flushes, uniform blocks and 4 KiB chunks stored, 32 KiB \
+             dictionaries before each deflated run, a new compressor for each",
+            "2733eff27c54aac63b155f84ec1885bfd45735d18e49d83f6b3a9daf32c00ae9",
+        ),
+        (
+            Compression::Zstd,
+            "zstd 3, libzstd 1.5.7, multi-threaded, 4 MiB jobs, checksum",
+            "97d89117c3b698124b8d4cb155522f6b1ae896eaf7c8443ddfc5b5d03204006d",
+        ),
+    ];
+    for (c, key, digest) in pinned {
+        let got = sha256_hex(&compress(c, &input, 2, 1 << 16));
+        assert_eq!(
+            (c.cache_key(), got.as_str()),
+            (key, digest),
+            "{c:?}: if the bytes changed, change cache_key too, then both here"
+        );
+    }
+}
+
+/// A sink that takes `left` bytes, then fails.
+struct FailingSink {
+    left: usize,
+}
+
+impl Write for FailingSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::other("the disk is full"));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink failing partway gives its error back, from `write` or `finish`, and neither that nor dropping an
+/// unfinished encoder hangs on the workers.
+#[test]
+fn a_failing_sink_is_an_error_and_nothing_hangs() {
+    let input = sample(40 * GZIP_BLOCK);
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let mut e = c.encoder(FailingSink { left: 100_000 }, 2).unwrap();
+        let written = input.chunks(1 << 16).try_for_each(|piece| e.write_all(piece));
+        let err = match written {
+            Err(err) => err,
+            Ok(()) => e.finish().map(|_| ()).expect_err("the sink failed, so must the encoder"),
+        };
+        assert!(err.to_string().contains("the disk is full"), "{c:?}: {err}");
+        // Dropped unfinished, with blocks in flight.
+        let mut e = c.encoder(FailingSink { left: usize::MAX }, 2).unwrap();
+        e.write_all(&input[..20 * GZIP_BLOCK]).unwrap();
+        drop(e);
+    }
+}
