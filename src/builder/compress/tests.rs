@@ -214,11 +214,6 @@ fn input_values() {
     assert_ne!(Compression::Gzip.cache_key(), Compression::Zstd.cache_key());
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest as _, Sha256};
-    format!("{:x}", Sha256::digest(bytes))
-}
-
 /// The layer cache keeps compressed layers under `cache_key`: if the bytes for the same tar change (a codec
 /// setting, a dependency), the key must change too, or a cache filled before would mix both. This pins each
 /// codec's bytes to its key; when it fails on purpose, change the key and then the digests here.
@@ -240,9 +235,9 @@ fn compressed_bytes_are_pinned_to_the_cache_key() {
         ),
     ];
     for (c, key, digest) in pinned {
-        let got = sha256_hex(&compress(c, &input, 2, 1 << 16));
+        let got = crate::image::Digest::of(&compress(c, &input, 2, 1 << 16));
         assert_eq!(
-            (c.cache_key(), got.as_str()),
+            (c.cache_key(), got.hex()),
             (key, digest),
             "{c:?}: if the bytes changed, change cache_key too, then both here"
         );
