@@ -257,8 +257,9 @@ pub(crate) fn split_owner(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Resolves `user[:group]` to numeric ids, names through `files`; without a group the gid is the uid, as Docker
-/// documents for `--chown`. `complete` says the stage has no base image (FROM scratch), for the message.
+/// Resolves `user[:group]` to numeric ids, names through `files`; without a group, a named user's gid is its
+/// primary group and a numeric user's the same number. `complete` says the stage has no base image (FROM
+/// scratch), for the message.
 pub(crate) fn owner(spec: &str, files: &IdFiles, complete: bool) -> Result<(u64, u64), String> {
     let (user, group) = split_owner(spec);
     let missing = |file: &str, name: &str| {
@@ -284,8 +285,16 @@ pub(crate) fn owner(spec: &str, files: &IdFiles, complete: bool) -> Result<(u64,
             .ok_or_else(|| format!("the {what} `{name}` is not in {file}"))
     };
     let uid = id(user, &files.passwd, "/etc/passwd", "user")?;
+    // Without a group: a user named gets the primary group its /etc/passwd line gives, a user by number the same
+    // number (BuildKit's `readUser`).
+    let primary = || {
+        let line = files.passwd.as_ref().and_then(|text| find_id_line(text, user));
+        line.and_then(|f| f.get(3)?.parse().ok())
+            .ok_or_else(|| format!("the user `{user}` has no primary group in /etc/passwd"))
+    };
     let gid = match group {
-        None | Some("") => uid,
+        None | Some("") if user.parse::<u64>().is_ok() => uid,
+        None | Some("") => primary()?,
         Some(g) => id(g, &files.group, "/etc/group", "group")?,
     };
     Ok((uid, gid))
