@@ -9,16 +9,20 @@
 #   w3  w1 republished unchanged: a second run of each tool right after w1 (same repository and tag, warm tool state)
 #   w4  w1 on a two-platform base index, for linux/amd64 + linux/arm64         (cold; docker classic builder: n/a)
 #   w5  FROM base; RUN writes 96 files, 192 MiB (half text, half pseudo-random bytes); COPY site/ /srv/www/   (cold)
-#       octopush: the engine builder (BuildKit in the same dockerd), then its own export, compression and push;
+#       octopush (`builder: auto`, the default): a split build, the engine (BuildKit in the same dockerd) builds to
+#       the RUN, octopush exports, compresses and pushes it, lays the COPY natively, and loads the result into the
+#       engine under its tag; octopush-engine (`builder: engine`): all of it on the engine, then exported and pushed;
 #       docker: DOCKER_BUILDKIT=1 docker build --network none + docker push; buildah: bud --isolation chroot + push
 #   w5-push  rides on w5: after an untimed docker build of the w5 image (BuildKit cache warm, image in the engine),
-#       octopush publish of it (a BuildKit cache hit: export + compress + upload) vs docker push of it, fresh repositories,
+#       octopush publish of it with `builder: engine` (a BuildKit cache hit: export + compress + upload) vs docker
+#       push of it, fresh repositories,
 #       and the floor: the same new layers' bytes (saved from the engine beforehand, in the page cache) compressed
 #       by `pigz -6` on every core, hashed and uploaded with curl: compression plus upload and nothing else
 #   octopush-zstd  (w5 and w5-push only) octopush with `compression: zstd`, the faster codec users can choose
+#   octopush-engine  (w5 only) octopush with `builder: engine`
 # Env: BENCH_REPEAT=N (default 1; the table shows the median), BENCH_WORKLOADS="w1 w2 w4 w5" (w3 rides on w1,
 #      w5-push on w5),
-#      BENCH_TOOLS="octopush octopush-zstd buildah docker", BENCH_TIMEOUT=seconds per command (default 300), BENCH_KEEP=1 keeps the temp dir,
+#      BENCH_TOOLS="octopush octopush-zstd octopush-engine buildah docker", BENCH_TIMEOUT=seconds per command (default 300), BENCH_KEEP=1 keeps the temp dir,
 #      BENCH_NO_BUILD=1 skips cargo build.
 # Output: a Markdown table on stdout (also written to $BENCH_OUT, default bench/last-table.md); logs in the temp dir.
 set -uo pipefail
@@ -26,7 +30,7 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 REPEAT=${BENCH_REPEAT:-1}
 WORKLOADS=${BENCH_WORKLOADS:-w1 w2 w4 w5}
-TOOLS=${BENCH_TOOLS:-octopush octopush-zstd buildah docker}
+TOOLS=${BENCH_TOOLS:-octopush octopush-zstd octopush-engine buildah docker}
 TMO=${BENCH_TIMEOUT:-300}
 OUT=${BENCH_OUT:-$ROOT/bench/last-table.md}
 
@@ -258,12 +262,15 @@ one_run() {
   local engine=; case $wl in w5|w5push) engine=1;; esac
   : > "$W/cur"
   case $tool in
-    octopush|octopush-zstd)
-      [ "$tool" = octopush-zstd ] && [ -z "$engine" ] && { echo "n/a"; return; }
+    octopush|octopush-zstd|octopush-engine)
+      [ "$tool" != octopush ] && [ -z "$engine" ] && { echo "n/a"; return; }
+      [ "$tool" = octopush-engine ] && [ "$wl" = w5push ] && { echo "n/a"; return; }
       local extra=()
       # shellcheck disable=SC2054 # one argument: a comma-separated list
       [ "$wl" = w4 ] && extra=(--platforms linux/amd64,linux/arm64)
-      [ -n "$engine" ] && extra=(--builder engine --network none)
+      [ -n "$engine" ] && extra=(--network none)
+      # w5-push measures the engine's export + push against docker push: the whole image from the engine
+      if [ "$tool" = octopush-engine ] || [ "$wl" = w5push ]; then extra+=(--builder engine); fi
       [ "$tool" = octopush-zstd ] && extra+=(--compression zstd)
       dockerd_hwm_reset; local c0; c0=$(dockerd_cpu)
       GITHUB_SHA=0123456789abcdef0123456789abcdef01234567 SOURCE_DATE_EPOCH=1700000000 \
@@ -381,7 +388,7 @@ for rep in $(seq 1 "$REPEAT"); do
       # cold for octopush too, since it builds there)
       case $tool/$wl in
         buildah/*) clean_buildah;;
-        docker/w5|octopush/w5|octopush-zstd/w5) clean_engine; rm -rf "$W/octopush-cache";;
+        docker/w5|octopush/w5|octopush-zstd/w5|octopush-engine/w5) clean_engine; rm -rf "$W/octopush-cache";;
         docker/*) clean_docker;;
         octopush*/*) rm -rf "$W/octopush-cache";;
       esac
@@ -456,12 +463,13 @@ for l in open(sys.argv[3]):
     if len(r) == 5: phases.setdefault((r[0], r[1]), []).append([float(x) for x in r[2:]])
 if phases:
     print("\noctopush's engine builds, phases (median s; from its log lines): the build until `built`, the export with "
-          "compression until `exported and compressed`, the rest (last uploads, manifest)\n")
+          "compression until `exported and compressed`, the rest (last uploads, manifest; for a split build also the native COPY and the load into the engine)\n")
     print("| workload | build | export + compress | rest | runs (build / export / rest) |"); print("|---|---:|---:|---:|---|")
     for w, t in [(w, t) for w in wls for t in tools if (w, t) in phases]:
         v = phases[(w, t)]
         m = [statistics.median(x[i] for x in v) for i in range(3)]
-        print(f"| {names[w]}{' (zstd)' if t == 'octopush-zstd' else ''} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | "
+        tag = {'octopush-zstd': ' (zstd)', 'octopush-engine': ' (builder: engine)'}.get(t, '')
+        print(f"| {names[w]}{tag} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} | "
               + "; ".join(" / ".join(f"{y:.1f}" for y in x) for x in v) + " |")
 save = [[float(x) for x in l.split()] for l in open(sys.argv[4]) if len(l.split()) == 3]
 if save:

@@ -3,6 +3,7 @@
 //! the compression, as it does for go-containerregistry's tarballs). Base layers that stay in a registry are
 //! streamed from it into the tar, never held in memory; the file appears whole or not at all (temp file, rename).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -73,7 +74,7 @@ pub async fn write_docker_archive(
     let result = async {
         let file = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
         let mut w = tokio::io::BufWriter::with_capacity(256 << 10, file);
-        write_tar(&mut w, &tmp, image, repo_tags, client).await?;
+        write_tar(&mut w, &tmp, image, repo_tags, client, &BTreeSet::new()).await?;
         w.flush().await.map_err(io(&tmp))?;
         let file = w.into_inner();
         file.sync_all().await.map_err(io(&tmp))?;
@@ -86,14 +87,16 @@ pub async fn write_docker_archive(
     result
 }
 
-/// Writes `image` as a docker archive into the stream `w` (the `docker` target of install streams it into the
-/// engine's `POST /images/load`); `path` only names it in errors.
+/// Writes `image` as a docker archive into the stream `w` (the engine's `POST /images/load` reads it, from
+/// install's `docker` target and from a split build); `path` only names it in errors. The `held` layers (those
+/// the reader has already) are listed in `manifest.json` but not written.
 pub(crate) async fn write_tar<W: AsyncWrite + Unpin>(
     w: &mut W,
     path: &Path,
     image: &Image,
     repo_tags: &[String],
     client: Option<&RegistryClient>,
+    held: &BTreeSet<Digest>,
 ) -> Result<(), DockerArchiveError> {
     let io = |source| DockerArchiveError::Io { path: path.to_path_buf(), source };
     let config = image.config_blob();
@@ -112,7 +115,7 @@ pub(crate) async fn write_tar<W: AsyncWrite + Unpin>(
     let blobs: Vec<&Blob> = std::iter::once(&config).chain(image.layers().iter().map(|l| &l.blob)).collect();
     for blob in blobs {
         // An image may hold the same layer twice; the tar holds it once.
-        if written.contains(&&blob.descriptor.digest) {
+        if written.contains(&&blob.descriptor.digest) || held.contains(&blob.descriptor.digest) {
             continue;
         }
         let name = member(&blob.descriptor.digest);

@@ -126,11 +126,11 @@ pub async fn publish(
     // The builder is chosen once, from the Dockerfile, before any work starts.
     let plan = Plan::read(&req.build)?;
     let choice = builder::choose(&plan, req.builder)?;
-    progress.info(&format!("builder: {} ({})", choice.kind.name(), choice.reason));
+    progress.info(&format!("builder: {} ({})", choice.name(), choice.reason));
     check_push(client, &req.targets, progress).await?;
     clock.lap("prepare");
     let (artifact, ahead) = push_while(client, &req.targets, progress, |sink| {
-        builder::build_with_sink(choice.kind, &req.build, &plan, &bases, progress, sink)
+        builder::build_with_sink(&choice, &req.build, &plan, &bases, progress, sink)
     })
     .await?;
     let artifact = with_annotations(artifact, &req.annotations, &req.index_annotations);

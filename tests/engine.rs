@@ -444,3 +444,123 @@ fn an_engine_build_can_go_to_a_docker_archive_instead_of_a_registry() {
     let id = other.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &reference]);
     assert_eq!(id.trim(), result.output("imageid"), "the engine's image ID survives the round trip");
 }
+
+/// `auto` splits a Dockerfile whose last RUN is followed by COPY: the engine builds to that RUN (given the
+/// Dockerfile alone, since those lines read nothing from the context), the native builder lays the rest on its
+/// image, reading `/etc/passwd` from the engine's layer for `--chown=app`. The result is the image `builder:
+/// engine` makes of the same Dockerfile (same settings, history and files), and the engine holds it under its
+/// tags with the `imageid` output as its ID, as for a build made wholly by the engine.
+#[test]
+fn auto_builds_up_to_the_last_run_on_the_engine_and_lays_the_rest_natively() {
+    let bed = bed(Mode::Anonymous);
+    let host = bed.registry.host().to_string();
+    let dockerfile = format!(
+        "FROM {host}/base/busybox:1\n\
+         ARG GREETING=hello\n\
+         RUN mkdir -p /etc /srv && echo 'app:x:4242:4343::/srv:/bin/sh' >> /etc/passwd \\\n\
+         \x20   && echo 'app:x:4343:' >> /etc/group && echo \"$GREETING from RUN\" > /srv/from-run\n\
+         ENV MODE=production\n\
+         WORKDIR /srv\n\
+         COPY --chown=4242:4343 site/ ./site/\n\
+         COPY app.txt ${{MODE}}-$GREETING.txt\n\
+         USER app\n\
+         WORKDIR /srv/data\n\
+         CMD [\"cat\", \"/srv/from-run\", \"/srv/production-hello.txt\", \"/srv/site/index.html\"]\n"
+    );
+    let wf = |builder: &str, repo: &str| {
+        step(&bed)
+            .input("repository", repo)
+            .input("builder", builder)
+            .file("Dockerfile", &dockerfile)
+            .file("app.txt", "from the context\n")
+            .file("site/index.html", "<p>site</p>\n")
+    };
+    let result = wf("auto", "octo-org/app/split").run();
+    result.assert_success();
+    let out = &result.stdout;
+    assert!(out.contains("builder: engine, then native (the target needs `RUN mkdir"), "{}", result.dump());
+    assert!(out.contains("laid natively from line 5"), "{}", result.dump());
+    assert!(out.contains("lines 1-4 (to its last RUN) and gets the Dockerfile alone"), "{}", result.dump());
+    let reference = format!("{host}/octo-org/app/split:latest");
+    assert!(out.contains(&format!("into the engine as {reference}")), "{}", result.dump());
+    // The tail was built ahead, while the engine's image was exported: the build on the exported image found
+    // both COPY layers written. Not WORKDIR /srv/data, owned by `app`, whose ids are in the engine's layers only:
+    // it was written again, owned as RUN's /etc/passwd says (the listing below compares it with BuildKit's). The
+    // engine holds no image but the loaded one.
+    assert_eq!(out.matches("already written by this build").count(), 2, "{}", result.dump());
+    let dangling = bed.dockerd.docker_ok(&["image", "ls", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling, "", "no image is left untagged");
+
+    // The engine holds the whole image under the tag, by the ID the step reports.
+    let d = &bed.dockerd;
+    let id = d.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &reference]);
+    assert_eq!(id.trim(), result.output("imageid"), "{}", result.dump());
+    let expected = "hello from RUN\nfrom the context\n<p>site</p>\n";
+    assert_eq!(d.docker_ok(&["run", "--rm", "--network", "none", &reference]), expected, "the engine's copy runs");
+
+    // What was pushed: the base's blob, the RUN's layer and the native COPY and WORKDIR layers, each uploaded once.
+    assert_eq!(bed.registry.get_manifest("octo-org/app/split", "latest").1, result.output("digest"));
+    let (manifest, _) = bed.registry.get_manifest_json("octo-org/app/split", "latest");
+    let layers: Vec<&str> =
+        manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap()).collect();
+    assert_eq!(layers.len(), 5, "{manifest}");
+    assert_eq!(layers[0], bed.base.layer_digest);
+    assert_eq!(octopush_requests(&bed.registry, "GET", &format!("/blobs/{}", bed.base.layer_digest)), 0);
+    for layer in &layers[1..] {
+        assert_eq!(bed.registry.upload_puts_of(layer), 1, "{layer} uploaded once:\n{}", bed.registry.access_log());
+    }
+    assert_eq!(run_pushed(&bed, &reference), expected);
+    let owner = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &reference,
+        "/bin/busybox",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/srv/site/index.html",
+    ]);
+    assert_eq!(owner, "4242:4343\n", "--chown=app:app read the user and group RUN added");
+
+    // `builder: engine` makes the same image of it: same settings, history and files.
+    let whole = wf("engine", "octo-org/app/whole").run();
+    whole.assert_success();
+    assert!(whole.stdout.contains("builder: engine (`builder: engine` was asked for)"), "{}", whole.dump());
+    let config = |repo: &str| {
+        let (m, _) = bed.registry.get_manifest_json(repo, "latest");
+        let digest = m["config"]["digest"].as_str().unwrap().to_string();
+        serde_json::from_slice::<serde_json::Value>(&bed.registry.get_blob(repo, &digest)).unwrap()
+    };
+    let (split, engine) = (config("octo-org/app/split"), config("octo-org/app/whole"));
+    for key in ["Env", "Cmd", "User", "WorkingDir", "Labels", "Entrypoint"] {
+        assert_eq!(split["config"][key], engine["config"][key], "config.{key}");
+    }
+    // The same history: Engine 20.10's BuildKit leaves `--chown` out of a COPY's entry, and later ones write it, as
+    // the native builder does (set aside here); and where BuildKit commits a layer with nothing in it for WORKDIR
+    // of a directory RUN made, the native builder commits none (as on a registry base).
+    let history = |c: &serde_json::Value| -> Vec<(String, Option<bool>)> {
+        let all = c["history"].as_array().unwrap().iter();
+        all.map(|h| {
+            let by = h["created_by"].as_str().unwrap_or("").replace(" --chown=4242:4343", "");
+            let empty = (!by.starts_with("WORKDIR")).then_some(h["empty_layer"] == true);
+            (by, empty)
+        })
+        .collect()
+    };
+    assert_eq!(history(&split), history(&engine));
+    let listing = |r: &str| {
+        d.docker_ok(&["run", "--rm", "--network", "none", r, "/bin/busybox", "ls", "-lnR", "/srv"])
+            .lines()
+            .map(|l| {
+                // Mode, owner, group, size and name: the native builder dates files at the commit
+                // (`SOURCE_DATE_EPOCH`), BuildKit keeps the context's times.
+                let w: Vec<&str> = l.split_whitespace().collect();
+                if w.len() < 8 { w.join(" ") } else { [w[0], w[2], w[3], w[4], w[w.len() - 1]].join(" ") }
+            })
+            .collect::<Vec<_>>()
+    };
+    let whole_ref = format!("{host}/octo-org/app/whole:latest");
+    assert_eq!(listing(&reference), listing(&whole_ref), "the same files, modes, owners and sizes under /srv");
+}

@@ -6,7 +6,9 @@
 //!
 //! Both yield the same [`Artifact`] value, and both send each new layer blob to the [`LayerSink`] as soon as it
 //! is written, so the publish pipeline uploads while the build goes on and treats their results alike.
-//! [`plan`] reads the Dockerfile once and [`choose`] picks the builder from it, before any work starts.
+//! [`plan`] reads the Dockerfile once and [`choose`] picks the builder from it, before any work starts. Under
+//! `auto`, a target whose last `RUN` is followed by `COPY` is [`split`]: the engine builds up to that RUN and the
+//! native builder lays the rest on its image.
 //!
 //! Shared by both: the options ([`BuildOptions`]), errors ([`BuildError`]), `.dockerignore` matching
 //! ([`ignore`]), layer compression ([`compress`]) and base image resolution ([`BaseResolver`]).
@@ -17,6 +19,7 @@ mod error;
 pub mod ignore;
 pub mod native;
 mod plan;
+pub mod split;
 
 #[cfg(test)]
 mod ignore_tests;
@@ -116,18 +119,21 @@ impl BaseResolver for ScratchOnly {
 /// stage) are not sent.
 pub type LayerSink = tokio::sync::mpsc::UnboundedSender<Blob>;
 
-/// Builds `plan`'s target with the builder `kind` names (as [`choose`] picked it), sending each new layer blob to
-/// `sink` as soon as it is written.
+/// Builds `plan`'s target with the builder `choice` names (as [`choose`] picked it), sending each new layer blob
+/// to `sink` as soon as it is written.
 pub async fn build_with_sink<R: BaseResolver>(
-    kind: BuilderKind,
+    choice: &BuilderChoice,
     opts: &BuildOptions,
     plan: &Plan,
     bases: &R,
     progress: &dyn crate::progress::Progress,
     sink: Option<LayerSink>,
 ) -> Result<crate::image::Artifact, BuildError> {
-    match kind {
-        BuilderKind::Engine => engine::build_with_sink(opts, plan, bases, progress, sink).await,
-        BuilderKind::Native | BuilderKind::Auto => native::build_with_sink(opts, plan, bases, progress, sink).await,
+    match (choice.kind, &choice.split) {
+        (BuilderKind::Engine, Some(split)) => split::build_with_sink(opts, plan, split, bases, progress, sink).await,
+        (BuilderKind::Engine, None) => engine::build_with_sink(opts, plan, bases, progress, sink).await,
+        (BuilderKind::Native | BuilderKind::Auto, _) => {
+            native::build_with_sink(opts, plan, bases, progress, sink).await
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::error::one_line;
 use super::native::stage::global_args;
+use super::split::Split;
 use super::{BuildError, BuildOptions};
 use crate::dockerfile::shell::Lexer;
 use crate::dockerfile::{self, CopyArgs, Dockerfile, InstructionKind};
@@ -67,6 +68,8 @@ pub struct Plan {
     pub first_run: Option<RunSite>,
     /// Every needed instruction only BuildKit runs, in file order.
     pub buildkit_only: Vec<BuildkitOnly>,
+    /// Where `auto` splits the build between the engine and the native builder, if it does ([`Split`]).
+    pub split: Option<Split>,
 }
 
 impl Plan {
@@ -113,7 +116,8 @@ impl Plan {
             }
         }
         buildkit_only.sort_by_key(|f| f.line);
-        Ok(Plan { dockerfile: df, label, target, needed, first_run, buildkit_only })
+        let split = first_run.as_ref().and_then(|_| Split::find(&df, target, &needed, opts.platforms.len()));
+        Ok(Plan { dockerfile: df, label, target, needed, first_run, buildkit_only, split })
     }
 }
 
@@ -161,6 +165,18 @@ pub struct BuilderChoice {
     /// `Native` or `Engine`, never `Auto`.
     pub kind: BuilderKind,
     pub reason: String,
+    /// For `Engine` under `auto`: the engine builds up to the target's last RUN and the native builder the rest.
+    pub split: Option<Split>,
+}
+
+impl BuilderChoice {
+    /// The builder as the log names it: `native`, `engine`, or `engine, then native`.
+    pub fn name(&self) -> &'static str {
+        match (self.kind, &self.split) {
+            (BuilderKind::Engine, Some(_)) => "engine, then native",
+            (kind, _) => kind.name(),
+        }
+    }
 }
 
 /// Picks the builder for `plan` as `wanted` asks. `native` with a needed `RUN` is the native builder's refusal:
@@ -169,23 +185,35 @@ pub fn choose(plan: &Plan, wanted: BuilderKind) -> Result<BuilderChoice, BuildEr
     let at = |r: &RunSite| format!("{}:{}", plan.label, r.line);
     match (wanted, &plan.first_run) {
         (BuilderKind::Native, Some(run)) => Err(BuildError::Run { file: plan.label.clone(), line: run.line }),
-        (BuilderKind::Native, None) => {
-            Ok(BuilderChoice { kind: BuilderKind::Native, reason: "`builder: native` was asked for".into() })
-        }
-        (BuilderKind::Engine, _) => {
-            Ok(BuilderChoice { kind: BuilderKind::Engine, reason: "`builder: engine` was asked for".into() })
-        }
-        (BuilderKind::Auto, Some(run)) => Ok(BuilderChoice {
+        (BuilderKind::Native, None) => Ok(BuilderChoice {
+            kind: BuilderKind::Native,
+            reason: "`builder: native` was asked for".into(),
+            split: None,
+        }),
+        (BuilderKind::Engine, _) => Ok(BuilderChoice {
             kind: BuilderKind::Engine,
-            reason: format!(
+            reason: "`builder: engine` was asked for".into(),
+            split: None,
+        }),
+        (BuilderKind::Auto, Some(run)) => {
+            let mut reason = format!(
                 "the target needs `{}` ({}), and RUN needs a container runtime",
                 one_line(&run.text, 60),
                 at(run)
-            ),
-        }),
+            );
+            if let Some(split) = &plan.split {
+                reason.push_str(&format!(
+                    "; after its last RUN the target has only COPY and settings, laid natively from line {} on the \
+                     engine's image (`builder: engine` builds it all on the engine)",
+                    split.native_line
+                ));
+            }
+            Ok(BuilderChoice { kind: BuilderKind::Engine, reason, split: plan.split.clone() })
+        }
         (BuilderKind::Auto, None) => Ok(BuilderChoice {
             kind: BuilderKind::Native,
             reason: "no stage the target needs has RUN: built natively, without a daemon".into(),
+            split: None,
         }),
     }
 }

@@ -357,6 +357,7 @@ mod tests {
             ignore_file: None,
             dockerfile_name: "sub/Dockerfile".into(),
             outside_dockerfile: None,
+            files: true,
         };
         let p = Params {
             tags: vec!["a:1".into(), "a:2".into()],

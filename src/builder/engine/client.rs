@@ -10,7 +10,9 @@ use bollard_buildkit_proto::moby::buildkit::v1::control_client::ControlClient;
 use http_body_util::Empty;
 
 use super::endpoint::{Dialer, Endpoint, SendError};
-use crate::image::Platform;
+use crate::image::{
+    Blob, BlobSource, ContainerConfig, Descriptor, Digest, Image, ImageConfig, Layer, Platform, RootFs, media_type,
+};
 
 /// How long a plain API call may wait for its answer's head (builds and exports stream for as long as they
 /// take).
@@ -64,6 +66,44 @@ impl Engine {
             version: v.version.unwrap_or_default(),
             platform,
         })
+    }
+
+    /// The image `id` as the engine's inspection describes it, before any export: its platform, settings (the
+    /// `config` object) and diff_ids, each layer a placeholder whose digest is its diff_id and whose bytes are not
+    /// here. Good for what reads settings only (a split build's tail built ahead), never for a push.
+    pub async fn image_settings(&self, id: &str) -> Result<Image, String> {
+        let inspect = self.docker.inspect_image(id).await.map_err(|e| describe(&e))?;
+        let settings = serde_json::to_value(&inspect.config)
+            .and_then(serde_json::from_value::<Option<ContainerConfig>>)
+            .map_err(|e| format!("the image's settings: {e}"))?;
+        let diff_ids = inspect.root_fs.and_then(|r| r.layers).unwrap_or_default();
+        let diff_ids =
+            diff_ids.iter().map(|d| d.parse::<Digest>()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let layers = diff_ids
+            .iter()
+            .map(|d| Layer {
+                blob: Blob {
+                    descriptor: Descriptor::new(media_type::OCI_LAYER_GZIP, d.clone(), 0),
+                    source: BlobSource::Bytes(Default::default()),
+                },
+                diff_id: d.clone(),
+            })
+            .collect();
+        let config = ImageConfig {
+            architecture: inspect.architecture.unwrap_or_default(),
+            os: inspect.os.unwrap_or_default(),
+            variant: inspect.variant.filter(|v| !v.is_empty()),
+            config: settings,
+            rootfs: RootFs { kind: "layers".into(), diff_ids },
+            ..ImageConfig::default()
+        };
+        Ok(Image::from_parts(config, layers))
+    }
+
+    /// Removes the image `id` (its layers stay while another image holds them). A failure leaves an untagged
+    /// image behind and is not an error.
+    pub async fn remove_image(&self, id: &str) {
+        let _ = self.docker.remove_image(id, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
     }
 
     pub fn endpoint(&self) -> String {

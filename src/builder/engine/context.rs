@@ -34,6 +34,8 @@ pub struct ContextSpec {
     pub dockerfile_name: String,
     /// Set when the Dockerfile is outside the context: its path, added under `dockerfile_name`.
     pub outside_dockerfile: Option<PathBuf>,
+    /// Whether the context's files are sent (else the Dockerfile alone).
+    pub files: bool,
 }
 
 impl ContextSpec {
@@ -49,7 +51,25 @@ impl ContextSpec {
             Some(name) => (name, None),
             None => (format!(".dockerfile.{}", random_hex()), Some(dockerfile.to_path_buf())),
         };
-        Ok(ContextSpec { dir: context.to_path_buf(), matcher, ignore_file, dockerfile_name, outside_dockerfile })
+        Ok(ContextSpec {
+            dir: context.to_path_buf(),
+            matcher,
+            ignore_file,
+            dockerfile_name,
+            outside_dockerfile,
+            files: true,
+        })
+    }
+
+    /// The same context with `dockerfile` (a file outside it) as the Dockerfile, and its files only when
+    /// `files` (`builder::split`'s engine part).
+    pub fn with_dockerfile(self, dockerfile: &Path, files: bool) -> ContextSpec {
+        ContextSpec {
+            dockerfile_name: format!(".dockerfile.{}", random_hex()),
+            outside_dockerfile: Some(dockerfile.to_path_buf()),
+            files,
+            ..self
+        }
     }
 
     /// Whether `path` (relative, slash-separated) goes into the tar.
@@ -95,7 +115,9 @@ pub fn write_tar<W: Write>(spec: &ContextSpec, out: W) -> io::Result<Vec<String>
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Complete);
     let mut skipped = Vec::new();
-    walk(spec, &spec.dir, "", &mut tar, &mut skipped)?;
+    if spec.files {
+        walk(spec, &spec.dir, "", &mut tar, &mut skipped)?;
+    }
     if let Some(path) = &spec.outside_dockerfile {
         let meta = std::fs::metadata(path)?;
         append(&mut tar, &spec.dockerfile_name, path, &meta)?;

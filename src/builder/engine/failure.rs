@@ -120,7 +120,8 @@ mod tests {
         let df = dockerfile::parse(text, "Dockerfile").unwrap();
         let target = df.stages.len() - 1;
         let needed = vec![true; df.stages.len()];
-        Plan { dockerfile: df, label: "Dockerfile".into(), target, needed, first_run: None, buildkit_only: Vec::new() }
+        let (label, first_run, buildkit_only, split) = ("Dockerfile".into(), None, Vec::new(), None);
+        Plan { dockerfile: df, label, target, needed, first_run, buildkit_only, split }
     }
 
     fn buildkit(p: &Plan, name: &str) -> Option<usize> {

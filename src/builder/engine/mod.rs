@@ -14,16 +14,19 @@ pub mod context;
 pub mod endpoint;
 mod export;
 mod failure;
+mod load;
 mod progress;
 pub mod session;
 mod v1_ids;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use futures_util::StreamExt as _;
 
 pub use client::{Engine, EngineError};
 pub use endpoint::{Endpoint, EndpointError};
+pub use load::load;
 pub use session::SecretSource;
 
 use super::native::stage::global_args;
@@ -54,10 +57,45 @@ pub struct EngineOptions {
     pub tags: Vec<String>,
 }
 
+/// The part of a Dockerfile the engine builds when the native builder lays the rest (`builder::split`).
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    /// The Dockerfile cut after the target's last `RUN` (in the work directory).
+    pub dockerfile: PathBuf,
+    /// Whether those lines read the build context; when not, the engine gets the Dockerfile alone.
+    pub context: bool,
+    /// Gets the image ID as soon as the engine has built it, before the export.
+    pub built: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
 /// Builds `plan`'s target on the engine for every platform asked for (the engine's own when none is).
 pub async fn build_with_sink<R: BaseResolver>(
     opts: &BuildOptions,
     plan: &Plan,
+    bases: &R,
+    progress: &dyn Progress,
+    sink: Option<LayerSink>,
+) -> Result<Artifact, BuildError> {
+    build(opts, plan, None, bases, progress, sink).await
+}
+
+/// Builds `part` of `plan`'s target: its own Dockerfile, the context only if it reads it, and no tags (the
+/// engine gets the whole image later, [`load`]).
+pub(crate) async fn build_part<R: BaseResolver>(
+    opts: &BuildOptions,
+    plan: &Plan,
+    part: &Part,
+    bases: &R,
+    progress: &dyn Progress,
+    sink: Option<LayerSink>,
+) -> Result<Artifact, BuildError> {
+    build(opts, plan, Some(part), bases, progress, sink).await
+}
+
+async fn build<R: BaseResolver>(
+    opts: &BuildOptions,
+    plan: &Plan,
+    part: Option<&Part>,
     bases: &R,
     progress: &dyn Progress,
     sink: Option<LayerSink>,
@@ -95,7 +133,10 @@ pub async fn build_with_sink<R: BaseResolver>(
     if !buildkit {
         pull_cache_from(&engine, &eo.cache_from, &credentials, progress).await;
     }
-    let ctx = context::ContextSpec::new(&opts.context, &opts.dockerfile)?;
+    let mut ctx = context::ContextSpec::new(&opts.context, &opts.dockerfile)?;
+    if let Some(part) = part {
+        ctx = ctx.with_dockerfile(&part.dockerfile, part.context);
+    }
     tokio::fs::create_dir_all(&opts.work_dir)
         .await
         .map_err(|e| BuildError::io("creating the work directory", &opts.work_dir, e))?;
@@ -103,7 +144,7 @@ pub async fn build_with_sink<R: BaseResolver>(
     let mut images = Vec::new();
     for platform in &platforms {
         let mut params = Params {
-            tags: eo.tags.clone(),
+            tags: if part.is_some() { Vec::new() } else { eo.tags.clone() },
             build_args: opts.build_args.clone(),
             labels: opts.labels.clone(),
             target: opts.target.clone(),
@@ -147,6 +188,9 @@ pub async fn build_with_sink<R: BaseResolver>(
         let id = build::run(&engine, &mode, &params, ctx.clone(), plan, progress).await?;
         drop(session);
         progress.info(&format!("built {id}"));
+        if let Some(tx) = part.and_then(|p| p.built.as_ref()) {
+            let _ = tx.send(id.clone());
+        }
         let base = resolve_base(opts, plan, bases, platform.as_ref().unwrap_or(&engine.platform), progress).await;
         let export = export::Export {
             work_dir: &opts.work_dir,
@@ -328,7 +372,8 @@ mod tests {
         let df = crate::dockerfile::parse(text, "Dockerfile").unwrap();
         let target = df.stages.len() - 1;
         let needed = vec![true; df.stages.len()];
-        Plan { dockerfile: df, label: "Dockerfile".into(), target, needed, first_run: None, buildkit_only: Vec::new() }
+        let (label, first_run, buildkit_only, split) = ("Dockerfile".into(), None, Vec::new(), None);
+        Plan { dockerfile: df, label, target, needed, first_run, buildkit_only, split }
     }
 
     #[test]

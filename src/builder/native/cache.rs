@@ -207,7 +207,7 @@ pub(crate) struct LayerStore {
 pub(crate) enum Hit {
     /// The persistent cache: an earlier build recorded it.
     Cache,
-    /// This build wrote it already, for another platform.
+    /// This build wrote it already (for another platform, or a split build's tail ahead of the export).
     Build,
 }
 

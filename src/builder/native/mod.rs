@@ -66,11 +66,7 @@ pub async fn build_with_sink<R: BaseResolver>(
         .await
         .map_err(|e| BuildError::io("creating the work directory", &opts.work_dir, e))?;
     let ctx = Arc::new(open_context(opts)?);
-    let now = chrono::Utc::now().timestamp();
-    let timestamp = opts.source_date_epoch.unwrap_or(now);
-    let created = chrono::DateTime::from_timestamp(timestamp, 0)
-        .ok_or_else(|| BuildError::Options(format!("source_date_epoch {timestamp} is out of range")))?
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (timestamp, created) = creation_time(opts)?;
     let platforms = if opts.platforms.is_empty() {
         vec![default_platform(df, target, opts, bases).await?]
     } else {
@@ -115,6 +111,71 @@ pub async fn build_with_sink<R: BaseResolver>(
         1 => Artifact::Image(images.remove(0)),
         _ => Artifact::Index(ImageIndex { images, annotations: BTreeMap::new() }),
     })
+}
+
+/// The instructions of `plan`'s target stage from index `from` on, laid on the engine's build of the stage up to
+/// there (`builder::split`). A tail can be built more than once, on different bases: layers whose inputs did not
+/// change are taken from the first build (its memo), so a build ahead on the engine's settings, while the
+/// engine's image is still being exported, leaves the build on the exported image little to do. The build-args
+/// are the engine's to check: an unused one is not warned about here.
+pub(crate) struct Tail<'a> {
+    opts: &'a BuildOptions,
+    plan: &'a Plan,
+    from: usize,
+    ctx: Arc<context::Context>,
+    timestamp: i64,
+    created: String,
+    layers: Arc<cache::LayerStore>,
+}
+
+impl<'a> Tail<'a> {
+    pub(crate) fn new(
+        opts: &'a BuildOptions,
+        plan: &'a Plan,
+        from: usize,
+        progress: &dyn Progress,
+    ) -> Result<Self, BuildError> {
+        let ctx = Arc::new(open_context(opts)?);
+        let (timestamp, created) = creation_time(opts)?;
+        let layers = Arc::new(cache::LayerStore::new(LayerCache::for_build(opts.cache_dir.as_deref(), progress)));
+        Ok(Tail { opts, plan, from, ctx, timestamp, created, layers })
+    }
+
+    /// The tail laid on `image`, each new layer sent to `sink`.
+    pub(crate) async fn build<R: BaseResolver>(
+        &self,
+        image: crate::image::Image,
+        bases: &R,
+        progress: &dyn Progress,
+        sink: Option<LayerSink>,
+    ) -> Result<crate::image::Image, BuildError> {
+        let base_files = base_files::BaseFiles::default();
+        let platform = image.platform();
+        let env = stage::Env {
+            opts: self.opts,
+            df: &self.plan.dockerfile,
+            file: &self.plan.label,
+            ctx: self.ctx.clone(),
+            progress,
+            created: &self.created,
+            now: self.timestamp,
+            layers: self.layers.clone(),
+            layer_sink: sink.as_ref(),
+            base_files: &base_files,
+        };
+        let resume = stage::Resume { stage: self.plan.target, from: self.from, image };
+        let (image, _) = stage::Evaluator::new(env, bases, platform).resuming(resume).run(self.plan.target).await?;
+        Ok(image)
+    }
+}
+
+/// The build's timestamp (`source_date_epoch`, else now) and its RFC 3339 form for `created`.
+fn creation_time(opts: &BuildOptions) -> Result<(i64, String), BuildError> {
+    let timestamp = opts.source_date_epoch.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let created = chrono::DateTime::from_timestamp(timestamp, 0)
+        .ok_or_else(|| BuildError::Options(format!("source_date_epoch {timestamp} is out of range")))?
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    Ok((timestamp, created))
 }
 
 fn open_context(opts: &BuildOptions) -> Result<context::Context, BuildError> {

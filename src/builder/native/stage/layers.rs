@@ -73,7 +73,7 @@ impl<R: BaseResolver> Evaluator<'_, R> {
         if st.fs.complete {
             return Ok(None);
         }
-        let base = base_layers(&st.image);
+        let base = st.below.clone().unwrap_or_else(|| base_layers(&st.image));
         self.env.base_files.read(self.bases, &base, path, &self.env.opts.work_dir).await.map_err(|e| e.to_string())
     }
 

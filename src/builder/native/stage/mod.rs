@@ -55,6 +55,9 @@ pub(crate) struct State {
     /// "stage `build` (FROM golang:1.22)", for messages.
     pub description: String,
     pub base_workdir: Option<String>,
+    /// The layers to read the base's files from (`--chown=NAME`) when they are not just its registry layers: a
+    /// stage resumed on the engine's image reads that image's layers.
+    pub below: Option<Vec<Layer>>,
 }
 
 impl State {
@@ -78,6 +81,14 @@ struct Done {
     base_workdir: Option<String>,
 }
 
+/// A stage the engine built up to its last `RUN` (`builder::split`): the native builder goes on from instruction
+/// `from` on the engine's image instead of building the stage from its base.
+pub(crate) struct Resume {
+    pub stage: usize,
+    pub from: usize,
+    pub image: Image,
+}
+
 pub(crate) struct Evaluator<'a, R> {
     env: Env<'a>,
     bases: &'a R,
@@ -92,6 +103,7 @@ pub(crate) struct Evaluator<'a, R> {
     current: usize,
     /// The stages whose layers are the final image's: the target and the stages it is FROM, transitively.
     in_image: Vec<bool>,
+    resume: Option<Resume>,
 }
 
 /// The layers of `image` that are its registry base's (the stage's own are files in the work directory).
@@ -117,7 +129,14 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             platform,
             current: 0,
             in_image: Vec::new(),
+            resume: None,
         }
+    }
+
+    /// Goes on from `resume` rather than building its stage (and the stages before it) from the start.
+    pub(crate) fn resuming(mut self, resume: Resume) -> Self {
+        self.resume = Some(resume);
+        self
     }
 
     /// Builds the target stage; returns its image and the ARG names that consumed build-args.
@@ -129,8 +148,10 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         // here (one only this platform's ARGs make needed) is refused in `dispatch`.
         let needed = plan::needed_stages(self.env.df, target, &self.global);
         self.in_image = plan::image_chain(self.env.df, target, &self.global);
+        let resumed = self.resume.as_ref().map(|r| r.stage);
         for (i, need) in needed.iter().enumerate().take(target + 1) {
-            if *need {
+            // A resumed stage needs no other: the engine built what came before, and the rest copies no stage.
+            if *need && resumed.is_none_or(|r| r == i) {
                 let done = self.stage(i).await?;
                 self.done[i] = Some(done);
             }
@@ -184,7 +205,11 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         };
         let lower = base.to_ascii_lowercase();
         let parent = plan::stage_named(df, i, &lower);
-        let (mut st, triggers) = if lower == "scratch" {
+        let resume = self.resume.take().filter(|r| r.stage == i);
+        let skip = resume.as_ref().map_or(0, |r| r.from);
+        let (mut st, triggers) = if let Some(r) = resume {
+            (self.resumed(s, &label, r)?, Vec::new())
+        } else if lower == "scratch" {
             // As BuildKit's empty image: WORKDIR / (PATH is added by `fresh`).
             let image = Image::scratch(&platform).with_config(|c| c.container_mut().working_dir = Some("/".into()));
             (self.fresh(image, FsTree::new(true), format!("stage `{label}` (FROM scratch)")), Vec::new())
@@ -198,6 +223,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
                 cmd_set: false,
                 description: d.description.clone(),
                 base_workdir: d.base_workdir.clone(),
+                below: None,
             };
             (st, d.onbuild.clone())
         } else {
@@ -207,11 +233,13 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             let triggers = image.config().config.as_ref().and_then(|c| c.on_build.clone()).unwrap_or_default();
             (self.fresh(image, FsTree::new(false), format!("stage `{label}` (FROM {base})")), triggers)
         };
-        st.edit(|c| {
-            if let Some(cc) = c.config.as_mut() {
-                cc.on_build = None;
-            }
-        });
+        if skip == 0 {
+            st.edit(|c| {
+                if let Some(cc) = c.config.as_mut() {
+                    cc.on_build = None;
+                }
+            });
+        }
         for text in &triggers {
             let ins = dockerfile::parse_instruction(
                 text,
@@ -232,7 +260,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
                 other => other,
             })?;
         }
-        for (n, ins) in s.instructions.iter().enumerate() {
+        for (n, ins) in s.instructions.iter().enumerate().skip(skip) {
             self.env.progress.info(&format!("[{label} {}/{}] {}", n + 1, s.instructions.len(), ins.original));
             self.dispatch(&mut st, ins).await?;
         }
@@ -249,8 +277,16 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
     /// A stage state over a base image: PATH ensured (as BuildKit does), variables from its Env.
     fn fresh(&self, image: Image, fs: FsTree, description: String) -> State {
         let base_workdir = image.config().config.as_ref().and_then(|c| c.working_dir.clone()).filter(|w| !w.is_empty());
-        let mut st =
-            State { image, fs, vars: BTreeMap::new(), onbuild: Vec::new(), cmd_set: false, description, base_workdir };
+        let mut st = State {
+            image,
+            fs,
+            vars: BTreeMap::new(),
+            onbuild: Vec::new(),
+            cmd_set: false,
+            description,
+            base_workdir,
+            below: None,
+        };
         if st.image.config().env("PATH").is_none() && st.image.config().os != "windows" {
             st.edit(|c| c.set_env("PATH", DEFAULT_PATH));
         }
@@ -260,6 +296,43 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
             st.vars.insert(k.to_string(), v.to_string());
         }
         st
+    }
+
+    /// The state of stage `s` where the engine's build of it stopped: the engine's image (its config holds what
+    /// ENV, WORKDIR, USER and the other instructions before `from` set; its layers are where `--chown=NAME` reads
+    /// `/etc/passwd`), the ARG values those instructions declared (an ENV of the same name wins, as in BuildKit),
+    /// its own ONBUILD expressions, and whether it set CMD.
+    fn resumed(&mut self, s: &dockerfile::Stage, label: &str, r: Resume) -> Result<State, BuildError> {
+        let on_build = r.image.config().config.as_ref().and_then(|c| c.on_build.clone()).unwrap_or_default();
+        let below = r.image.layers().to_vec();
+        let last = s.instructions[..r.from].last().map_or(s.line, |i| i.end_line);
+        let description = format!("stage `{label}` (the engine's build of it, to line {last})");
+        let mut st = self.fresh(r.image, FsTree::new(false), description);
+        st.onbuild = on_build;
+        st.below = Some(below);
+        let env: BTreeSet<String> = st.vars.keys().cloned().collect();
+        for ins in &s.instructions[..r.from] {
+            match &ins.kind {
+                InstructionKind::Cmd(_) => st.cmd_set = true,
+                InstructionKind::Arg(args) => {
+                    for a in args.iter().filter(|a| !env.contains(&a.name)) {
+                        self.used.insert(a.name.clone());
+                        let value = match (self.env.opts.build_args.get(&a.name), &a.default) {
+                            (Some(v), _) => Some(v.clone()),
+                            (None, Some(d)) => Some(
+                                self.expand(d, &st.vars).map_err(|m| self.err(ins.line, "ARG", format!("ARG {m}")))?,
+                            ),
+                            (None, None) => self.global.get(&a.name).cloned(),
+                        };
+                        if let Some(v) = value {
+                            st.vars.insert(a.name.clone(), v);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(st)
     }
 
     fn history(&self, created_by: String) -> History {
@@ -293,7 +366,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         let from = match cached.hit {
             None => None,
             Some(Hit::Cache) => Some("from the cache"),
-            Some(Hit::Build) => Some("already written for another platform"),
+            Some(Hit::Build) => Some("already written by this build"),
         };
         if let Some(from) = from {
             self.env.progress.info(&format!(

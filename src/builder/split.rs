@@ -1,0 +1,283 @@
+//! A build split between the two builders (`builder: auto`): the engine builds the Dockerfile up to the target
+//! stage's last `RUN`, and the native builder lays the instructions after it (the `COPY . .` of the application,
+//! `ENV`, `USER`, `CMD`, ...) on the engine's image, as it lays a Dockerfile without `RUN` on a registry base.
+//!
+//! That is the shape of most single-stage Dockerfiles (dependencies installed by `RUN`, then the application's
+//! own files copied). The engine then never receives, copies, commits or exports the application's files: when
+//! the lines it builds read nothing from the context, only the Dockerfile is sent. Those layers are written
+//! natively: reproducible, compressed once and kept in the layer cache by content.
+//!
+//! The split is taken only where the native builder does exactly what BuildKit does: a single platform, and
+//! after the last `RUN` only `COPY` from the context and metadata instructions (no `ADD`, no `COPY --from`). The
+//! result is loaded into the engine under the build's tags (only the native layers are sent; the engine holds the
+//! rest), so a later step can `docker run` it and the `imageid` output is the engine's image ID, as for a
+//! build made wholly by the engine. `builder: engine` builds everything on the engine.
+//!
+//! What differs from a build made wholly by BuildKit is what differs between the native builder and BuildKit on
+//! a registry base: files dated `source_date_epoch` rather than the context's times, and no empty layer for a
+//! `WORKDIR` that exists already.
+
+use std::collections::BTreeSet;
+
+use super::engine::{self, Engine, EngineError};
+use super::native;
+use super::{BaseResolver, BuildError, BuildOptions, LayerSink, Plan};
+use crate::dockerfile::{CopyArgs, Dockerfile, InstructionKind};
+use crate::image::{Artifact, Digest, Image};
+use crate::progress::{Progress, Quiet};
+
+/// Where a build splits: the target stage's instructions from `from` on are the native builder's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The first instruction (index in the target stage) the native builder lays.
+    pub from: usize,
+    /// The engine builds the Dockerfile's lines 1 to this (the end of the last `RUN`).
+    pub engine_lines: usize,
+    /// The line of the first instruction laid natively.
+    pub native_line: usize,
+    /// Whether the engine's lines read the build context (`COPY`/`ADD` from it, `RUN --mount=type=bind` without
+    /// `from`); when not, the engine gets the Dockerfile alone.
+    pub context: bool,
+}
+
+impl Split {
+    /// The split of `df`'s `target` for a build of `platforms` platforms, `needed` being the stages it needs;
+    /// `None` when the whole build is the engine's.
+    pub(crate) fn find(df: &Dockerfile, target: usize, needed: &[bool], platforms: usize) -> Option<Split> {
+        if platforms > 1 {
+            return None;
+        }
+        let stage = &df.stages[target];
+        let last_run = stage.instructions.iter().rposition(|i| matches!(i.kind, InstructionKind::Run(_)))?;
+        let tail = &stage.instructions[last_run + 1..];
+        let native = |kind: &InstructionKind| match kind {
+            InstructionKind::Copy(c) => c.from.is_none(),
+            InstructionKind::Run(_) | InstructionKind::Add(_) => false,
+            _ => true,
+        };
+        if !tail.iter().any(|i| matches!(i.kind, InstructionKind::Copy(_))) || !tail.iter().all(|i| native(&i.kind)) {
+            return None;
+        }
+        let engine_part = df.stages.iter().enumerate().filter(|(i, _)| needed[*i]).flat_map(|(i, s)| {
+            let n = if i == target { last_run + 1 } else { s.instructions.len() };
+            s.instructions[..n].iter()
+        });
+        let context = engine_part.clone().any(|i| reads_context(&i.kind));
+        Some(Split {
+            from: last_run + 1,
+            engine_lines: stage.instructions[last_run].end_line,
+            native_line: tail[0].line,
+            context,
+        })
+    }
+}
+
+/// Whether an instruction reads the build context: `COPY`/`ADD` without `--from` (heredocs alone excepted), or a
+/// `RUN --mount` of type bind (the default) without `from=`. Mounts written with variables count as reading it.
+fn reads_context(kind: &InstructionKind) -> bool {
+    match kind {
+        InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+            let CopyArgs { from, sources, .. } = c;
+            from.is_none() && !sources.is_empty()
+        }
+        InstructionKind::Run(r) => {
+            r.flags.iter().filter_map(|f| f.trim_start_matches('-').strip_prefix("mount=")).any(|m| {
+                let opts: Vec<(&str, &str)> = m.split(',').map(|kv| kv.split_once('=').unwrap_or((kv, ""))).collect();
+                let get = |k: &str| opts.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| *v);
+                match get("type").unwrap_or("bind") {
+                    "cache" | "tmpfs" | "secret" | "ssh" => false,
+                    "bind" => get("from").is_none_or(str::is_empty),
+                    _ => true,
+                }
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Builds `plan`'s target split at `split`: the engine's part, then the native part on its image, then the result
+/// loaded into the engine under `opts.engine.tags`. Every new layer goes to `sink` as it is written.
+pub(crate) async fn build_with_sink<R: BaseResolver>(
+    opts: &BuildOptions,
+    plan: &Plan,
+    split: &Split,
+    bases: &R,
+    progress: &dyn Progress,
+    sink: Option<LayerSink>,
+) -> Result<Artifact, BuildError> {
+    let text = std::fs::read_to_string(&opts.dockerfile)
+        .map_err(|e| BuildError::io("reading the Dockerfile", &opts.dockerfile, e))?;
+    let head: String = text.split_inclusive('\n').take(split.engine_lines).collect();
+    tokio::fs::create_dir_all(&opts.work_dir)
+        .await
+        .map_err(|e| BuildError::io("creating the work directory", &opts.work_dir, e))?;
+    let dockerfile = opts.work_dir.join("Dockerfile.engine");
+    std::fs::write(&dockerfile, head).map_err(|e| BuildError::io("writing the engine's Dockerfile", &dockerfile, e))?;
+    progress.info(&format!(
+        "split build: the engine builds {file} lines 1-{} (to its last RUN){}; the native builder lays lines {}- on \
+         the engine's image",
+        split.engine_lines,
+        if split.context { "" } else { " and gets the Dockerfile alone, as those lines read nothing from the context" },
+        split.native_line,
+        file = plan.label,
+    ));
+    let tail = native::Tail::new(opts, plan, split.from, progress)?;
+    let (built_tx, mut built_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ahead_tx, ahead_rx) = tokio::sync::oneshot::channel::<Image>();
+    // The engine's part, then the tail on the exported image. Its layers are found in the build's memo where the
+    // build ahead wrote the same.
+    let engine_then_tail = async {
+        let built = {
+            // The sender lives as long as the engine's part: a build that fails before it has an image ends
+            // `ahead` too.
+            let part = engine::Part { dockerfile, context: split.context, built: Some(built_tx) };
+            engine::build_part(opts, plan, &part, bases, progress, sink.clone()).await?
+        };
+        let Artifact::Image(built) = built else {
+            return Err(BuildError::Options("the engine built several platforms for a split build".into()));
+        };
+        let early = ahead_rx.await.ok();
+        let image = tail.build(built.clone(), bases, progress, sink).await?;
+        Ok((built, early, image))
+    };
+    // While the engine's image is exported, the tail is built ahead on the settings the engine reports, then
+    // loaded into the engine, so the layers it writes and the engine's copy of them are ready early. Quietly: the
+    // build on the exported image says what it does.
+    let ahead = async {
+        let id = built_rx.recv().await?;
+        let engine = connect(opts).await.ok()?;
+        let settings = engine.image_settings(&id).await.ok()?;
+        let held: BTreeSet<Digest> = settings.layers().iter().map(|l| l.blob.descriptor.digest.clone()).collect();
+        let image = tail.build(settings, &super::ScratchOnly, &Quiet, None).await.ok()?;
+        let _ = ahead_tx.send(image.clone());
+        engine::load(&engine, &image, &[], &held).await.ok()
+    };
+    let (done, loaded_ahead) = tokio::join!(engine_then_tail, ahead);
+    let (built, early, image) = match done {
+        Ok(done) => done,
+        Err(e) => {
+            if let (Some(id), Ok(engine)) = (&loaded_ahead, connect(opts).await) {
+                engine.remove_image(id).await;
+            }
+            return Err(e);
+        }
+    };
+    let built_id = built.config_blob().descriptor.digest.to_string();
+    let mut held: BTreeSet<Digest> = built.layers().iter().map(|l| l.blob.descriptor.digest.clone()).collect();
+    // The layers loaded ahead are the engine's too, where the build on the exported image wrote the same.
+    if let Some(early) = early.filter(|_| loaded_ahead.is_some()) {
+        let native = early.layers().iter().skip(built.layers().len()).map(|l| &l.blob.descriptor.digest);
+        held.extend(native.filter(|d| image.layers().iter().any(|l| &l.blob.descriptor.digest == *d)).cloned());
+    }
+    let tags = &opts.engine.tags;
+    let mut superseded = vec![built_id];
+    superseded.extend(loaded_ahead);
+    match load(opts, &image, &held, &superseded).await {
+        Ok(id) => progress.info(&format!(
+            "loaded {id} into the engine{}",
+            if tags.is_empty() { String::new() } else { format!(" as {}", tags.join(", ")) }
+        )),
+        // The copy in the engine is for later steps; the image itself is built and goes on to its targets.
+        Err(e) => progress.warning(&format!(
+            "the engine did not take the built image ({e}), so it does not hold it{}; a later step can pull it \
+             from where it is pushed, or use `builder: engine` to build it all on the engine",
+            if tags.is_empty() { String::new() } else { format!(" as {}", tags.join(", ")) }
+        )),
+    }
+    Ok(Artifact::Image(image))
+}
+
+async fn connect(opts: &BuildOptions) -> Result<Engine, String> {
+    Engine::connect(opts.engine.endpoint.clone()).await.map_err(|e| match e {
+        EngineError::Unreachable { endpoint, message } | EngineError::Api { endpoint, message } => {
+            format!("{endpoint}: {message}")
+        }
+    })
+}
+
+/// Loads the split build's `image` into the engine, which holds the `held` layers already: the archive carries
+/// only the others and the config. Engine 20.10 takes it so (measured here); an engine that wants every layer in
+/// the archive refuses it, and the step says so and goes on. Then the `superseded` images (the engine's build of
+/// the lines up to RUN, the tail loaded ahead), whose layers the loaded image holds, are removed, so no untagged
+/// image is left behind.
+async fn load(
+    opts: &BuildOptions,
+    image: &Image,
+    held: &BTreeSet<Digest>,
+    superseded: &[String],
+) -> Result<String, String> {
+    let engine = connect(opts).await?;
+    let id = engine::load(&engine, image, &opts.engine.tags, held).await?;
+    for old in superseded.iter().filter(|old| **old != id) {
+        engine.remove_image(old).await;
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile;
+
+    fn split(text: &str, platforms: usize) -> Option<Split> {
+        let df = dockerfile::parse(text, "Dockerfile").unwrap();
+        let target = df.stages.len() - 1;
+        let needed = super::super::plan::needed_stages(&df, target, &Default::default());
+        Split::find(&df, target, &needed, platforms)
+    }
+
+    #[test]
+    fn the_copy_after_the_last_run_is_native_and_the_engine_gets_no_context() {
+        let s = split(
+            "FROM node:22\nWORKDIR /app\nRUN <<EOF\nnpm ci\nEOF\nENV NODE_ENV=production\nCOPY . .\nUSER node\n\
+             CMD [\"node\", \"server.js\"]\n",
+            1,
+        );
+        assert_eq!(s, Some(Split { from: 2, engine_lines: 5, native_line: 6, context: false }));
+    }
+
+    #[test]
+    fn the_engine_gets_the_context_when_its_lines_read_it() {
+        for (line, reads) in [
+            ("COPY package.json ./", true),
+            ("ADD https://example.com/x /x", true),
+            ("COPY --from=node:22 /usr/local/bin/node /n", false),
+            ("COPY <<EOF /etc/x\nhi\nEOF", false),
+            ("RUN --mount=type=cache,target=/root/.npm npm ci", false),
+            ("RUN --mount=type=secret,id=npm npm ci", false),
+            ("RUN --mount=target=/src make", true),
+            ("RUN --mount=type=bind,source=go.sum,target=go.sum go mod download", true),
+            ("RUN --mount=type=bind,from=deps,target=/d ls", false),
+        ] {
+            let text = format!("FROM deps\nFROM node:22\n{line}\nRUN make\nCOPY . .\n");
+            let s = split(&text, 1).unwrap_or_else(|| panic!("{line}: no split"));
+            assert_eq!(s.context, reads, "{line}");
+        }
+    }
+
+    #[test]
+    fn no_split_where_the_native_builder_would_not_do_what_buildkit_does() {
+        for text in [
+            // No RUN in the target: the RUN is in a stage the target copies from.
+            "FROM golang AS build\nRUN go build\nFROM scratch\nCOPY --from=build /app /app\n",
+            // Nothing to copy after the last RUN: nothing to gain.
+            "FROM alpine\nCOPY . /src\nRUN make\nCMD [\"/app\"]\n",
+            // ADD (archives, URLs, git) and COPY --from after the last RUN stay the engine's.
+            "FROM alpine\nRUN apk add x\nADD app.tar.gz /app\n",
+            "FROM alpine AS a\nRUN make\nFROM alpine\nRUN apk add x\nCOPY --from=a /a /a\n",
+            "FROM alpine\nRUN apk add x\nCOPY --from=busybox /bin/busybox /bin/\nCOPY . .\n",
+        ] {
+            assert_eq!(split(text, 1), None, "{text}");
+        }
+        // Several platforms: the engine builds each whole.
+        assert_eq!(split("FROM alpine\nRUN apk add x\nCOPY . .\n", 2), None);
+        assert!(split("FROM alpine\nRUN apk add x\nCOPY . .\n", 1).is_some());
+    }
+
+    #[test]
+    fn the_engine_part_of_a_later_stage_counts_every_needed_stage() {
+        // The target is FROM a stage that copies from the context: the engine needs it.
+        let s = split("FROM alpine AS deps\nCOPY lock /lock\nRUN install\nFROM deps\nRUN more\nCOPY . /app\n", 1);
+        assert_eq!(s, Some(Split { from: 1, engine_lines: 5, native_line: 6, context: true }));
+    }
+}
