@@ -237,7 +237,7 @@ pub const INPUTS: &[InputDef] = &[
         Text,
         Publish,
         Some("auto"),
-        "Which builder: `auto` (native when no stage the target needs has RUN, else the Docker Engine), `native` (daemonless, no RUN) or `engine` (the Docker Engine at DOCKER_HOST, else /var/run/docker.sock)",
+        "Which builder: `auto` (native when no stage the target needs has RUN, else the Docker Engine, up to the last RUN when only COPY and settings follow it, laid natively), `native` (daemonless, no RUN) or `engine` (everything on the Docker Engine at DOCKER_HOST, else /var/run/docker.sock)",
     ),
     input("pull", Bool, Publish, Some("false"), "Engine builder: always pull newer versions of the base images"),
     input("always_pull", Bool, Publish, Some("false"), "build-push-action v1's name for `pull`"),
