@@ -162,13 +162,13 @@ fn chown_names_from_the_base_layers() {
     let a = find(&pushed[3], "srv/a");
     assert_eq!(
         (a.uid, a.gid),
-        (4242, 4242),
-        "the middle layer's passwd (through its symlink), gid = uid without a group"
+        (4242, 4343),
+        "the middle layer's passwd (through its symlink); without a group, the user's primary group (BuildKit's readUser)"
     );
     let b = find(&pushed[4], "srv/b");
     assert_eq!((b.uid, b.gid), (4242, 50), "the group from the bottom layer");
     let wd = find(&pushed[5], "home/app/data/");
-    assert_eq!((wd.uid, wd.gid), (4242, 4242), "USER app + WORKDIR");
+    assert_eq!((wd.uid, wd.gid), (4242, 4343), "USER app + WORKDIR");
     for (i, d) in layers.iter().enumerate() {
         assert_eq!(registry.blob_gets(d), 1, "base layer {i} downloaded once:\n{}", registry.access_log());
     }
