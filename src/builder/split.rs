@@ -19,7 +19,7 @@
 
 use std::collections::BTreeSet;
 
-use super::engine::{self, Engine, EngineError};
+use super::engine::{self, Engine};
 use super::native;
 use super::{BaseResolver, BuildError, BuildOptions, LayerSink, Plan};
 use crate::dockerfile::{CopyArgs, Dockerfile, InstructionKind};
@@ -122,10 +122,14 @@ pub(crate) async fn build_with_sink<R: BaseResolver>(
         file = plan.label,
     ));
     let tail = native::Tail::new(opts, plan, split.from, progress)?;
+    // One connection for the build ahead, the final load and the cleanup after a failure, made when first needed.
+    let engine = tokio::sync::OnceCell::new();
+    let connected = || engine.get_or_try_init(|| async { Engine::connect(opts.engine.endpoint.clone()).await });
     let (built_tx, mut built_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ahead_tx, ahead_rx) = tokio::sync::oneshot::channel::<Image>();
     // The engine's part, then the tail on the exported image. Its layers are found in the build's memo where the
     // build ahead wrote the same.
+    let ahead_sink = sink.clone();
     let engine_then_tail = async {
         let built = {
             // The sender lives as long as the engine's part: a build that fails before it has an image ends
@@ -136,63 +140,62 @@ pub(crate) async fn build_with_sink<R: BaseResolver>(
         let Artifact::Image(built) = built else {
             return Err(BuildError::Options("the engine built several platforms for a split build".into()));
         };
+        // What the final load needs of the engine's image: its ID (to remove it once superseded) and its layers.
+        let built_id = built.config_blob().descriptor.digest.to_string();
+        let engine_layers: BTreeSet<Digest> = layer_digests(&built).collect();
         let early = ahead_rx.await.ok();
-        let image = tail.build(built.clone(), bases, progress, sink).await?;
-        Ok((built, early, image))
+        let image = tail.build(built, bases, progress, sink).await?;
+        Ok((built_id, engine_layers, early, image))
     };
     // While the engine's image is exported, the tail is built ahead on the settings the engine reports, then
-    // loaded into the engine, so the layers it writes and the engine's copy of them are ready early. Quietly: the
-    // build on the exported image says what it does.
+    // loaded into the engine, so the layers it writes, their uploads and the engine's copy of them are ready
+    // early. Quietly: the build on the exported image says what it does. Its layers go to the sink as they are
+    // written (the push sends each blob once: the build on the exported image finds and sends the same).
     let ahead = async {
         let id = built_rx.recv().await?;
-        let engine = connect(opts).await.ok()?;
+        let engine = connected().await.ok()?;
         let settings = engine.image_settings(&id).await.ok()?;
-        let held: BTreeSet<Digest> = settings.layers().iter().map(|l| l.blob.descriptor.digest.clone()).collect();
-        let image = tail.build(settings, &super::ScratchOnly, &Quiet, None).await.ok()?;
+        let held: BTreeSet<Digest> = layer_digests(&settings).collect();
+        let image = tail.build(settings, &super::ScratchOnly, &Quiet, ahead_sink).await.ok()?;
         let _ = ahead_tx.send(image.clone());
-        engine::load(&engine, &image, &[], &held).await.ok()
+        engine::load(engine, &image, &[], &held).await.ok()
     };
     let (done, loaded_ahead) = tokio::join!(engine_then_tail, ahead);
-    let (built, early, image) = match done {
+    let (built_id, mut held, early, image) = match done {
         Ok(done) => done,
         Err(e) => {
-            if let (Some(id), Ok(engine)) = (&loaded_ahead, connect(opts).await) {
+            if let (Some(id), Ok(engine)) = (&loaded_ahead, connected().await) {
                 engine.remove_image(id).await;
             }
             return Err(e);
         }
     };
-    let built_id = built.config_blob().descriptor.digest.to_string();
-    let mut held: BTreeSet<Digest> = built.layers().iter().map(|l| l.blob.descriptor.digest.clone()).collect();
     // The layers loaded ahead are the engine's too, where the build on the exported image wrote the same.
     if let Some(early) = early.filter(|_| loaded_ahead.is_some()) {
-        let native = early.layers().iter().skip(built.layers().len()).map(|l| &l.blob.descriptor.digest);
-        held.extend(native.filter(|d| image.layers().iter().any(|l| &l.blob.descriptor.digest == *d)).cloned());
+        let written: BTreeSet<Digest> = layer_digests(&image).collect();
+        held.extend(layer_digests(&early).filter(|d| written.contains(d)));
     }
     let tags = &opts.engine.tags;
+    let named = if tags.is_empty() { String::new() } else { format!(" as {}", tags.join(", ")) };
     let mut superseded = vec![built_id];
     superseded.extend(loaded_ahead);
-    match load(opts, &image, &held, &superseded).await {
-        Ok(id) => progress.info(&format!(
-            "loaded {id} into the engine{}",
-            if tags.is_empty() { String::new() } else { format!(" as {}", tags.join(", ")) }
-        )),
+    let loaded = match connected().await {
+        Ok(engine) => load(engine, opts, &image, &held, &superseded).await,
+        Err(e) => Err(e.to_string()),
+    };
+    match loaded {
+        Ok(id) => progress.info(&format!("loaded {id} into the engine{named}")),
         // The copy in the engine is for later steps; the image itself is built and goes on to its targets.
         Err(e) => progress.warning(&format!(
-            "the engine did not take the built image ({e}), so it does not hold it{}; a later step can pull it \
-             from where it is pushed, or use `builder: engine` to build it all on the engine",
-            if tags.is_empty() { String::new() } else { format!(" as {}", tags.join(", ")) }
+            "the engine did not take the built image ({e}), so it does not hold it{named}; a later step can pull \
+             it from where it is pushed, or use `builder: engine` to build it all on the engine"
         )),
     }
     Ok(Artifact::Image(image))
 }
 
-async fn connect(opts: &BuildOptions) -> Result<Engine, String> {
-    Engine::connect(opts.engine.endpoint.clone()).await.map_err(|e| match e {
-        EngineError::Unreachable { endpoint, message } | EngineError::Api { endpoint, message } => {
-            format!("{endpoint}: {message}")
-        }
-    })
+fn layer_digests(image: &Image) -> impl Iterator<Item = Digest> + '_ {
+    image.layers().iter().map(|l| l.blob.descriptor.digest.clone())
 }
 
 /// Loads the split build's `image` into the engine, which holds the `held` layers already: the archive carries
@@ -201,13 +204,13 @@ async fn connect(opts: &BuildOptions) -> Result<Engine, String> {
 /// the lines up to RUN, the tail loaded ahead), whose layers the loaded image holds, are removed, so no untagged
 /// image is left behind.
 async fn load(
+    engine: &Engine,
     opts: &BuildOptions,
     image: &Image,
     held: &BTreeSet<Digest>,
     superseded: &[String],
 ) -> Result<String, String> {
-    let engine = connect(opts).await?;
-    let id = engine::load(&engine, image, &opts.engine.tags, held).await?;
+    let id = engine::load(engine, image, &opts.engine.tags, held).await?;
     for old in superseded.iter().filter(|old| **old != id) {
         engine.remove_image(old).await;
     }

@@ -316,14 +316,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
                 InstructionKind::Cmd(_) => st.cmd_set = true,
                 InstructionKind::Arg(args) => {
                     for a in args.iter().filter(|a| !env.contains(&a.name)) {
-                        self.used.insert(a.name.clone());
-                        let value = match (self.env.opts.build_args.get(&a.name), &a.default) {
-                            (Some(v), _) => Some(v.clone()),
-                            (None, Some(d)) => Some(
-                                self.expand(d, &st.vars).map_err(|m| self.err(ins.line, "ARG", format!("ARG {m}")))?,
-                            ),
-                            (None, None) => self.global.get(&a.name).cloned(),
-                        };
+                        let value = self.arg_value(a, &st.vars).map_err(|m| self.err(ins.line, "ARG", m))?;
                         if let Some(v) = value {
                             st.vars.insert(a.name.clone(), v);
                         }
@@ -353,7 +346,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         ));
         if let Some(sink) = self.env.layer_sink.filter(|_| self.in_image.get(self.current) == Some(&true)) {
             // A closed sink (the publisher stopped on an error) is not the build's concern.
-            let _ = sink.send(layer.blob.clone());
+            let _ = sink.send(layer.blob.clone().into());
         }
         st.map_image(|image| image.with_layer(layer, h));
     }
@@ -421,13 +414,7 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
     fn arg(&mut self, st: &mut State, args: &[Arg]) -> Result<(), String> {
         let mut parts = Vec::new();
         for a in args {
-            self.used.insert(a.name.clone());
-            let value = match (self.env.opts.build_args.get(&a.name), &a.default) {
-                (Some(v), _) => Some(v.clone()),
-                (None, Some(d)) => Some(self.expand(d, &st.vars).map_err(|m| format!("ARG {m}"))?),
-                (None, None) => self.global.get(&a.name).cloned(),
-            };
-            match value {
+            match self.arg_value(a, &st.vars)? {
                 Some(v) => {
                     parts.push(format!("{}={v}", a.name));
                     st.vars.insert(a.name.clone(), v);
@@ -437,5 +424,16 @@ impl<'a, R: BaseResolver> Evaluator<'a, R> {
         }
         self.commit_empty(st, format!("ARG {}", parts.join(" ")));
         Ok(())
+    }
+
+    /// The value `ARG a` gives: the build argument, else its default expanded in `vars`, else the global ARG's
+    /// value (none: declared without a value). Marks the build argument used.
+    fn arg_value(&mut self, a: &Arg, vars: &BTreeMap<String, String>) -> Result<Option<String>, String> {
+        self.used.insert(a.name.clone());
+        Ok(match (self.env.opts.build_args.get(&a.name), &a.default) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(d)) => Some(self.expand(d, vars).map_err(|m| format!("ARG {m}"))?),
+            (None, None) => self.global.get(&a.name).cloned(),
+        })
     }
 }
