@@ -12,7 +12,7 @@ use std::future::Future;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use std::path::{Path, PathBuf};
 
-use crate::builder::{self, BaseResolver, BuildError, BuildOptions, BuilderKind, LayerSink, Plan, native};
+use crate::builder::{self, BaseResolver, BuildError, BuildOptions, BuilderKind, LayerSink, Plan, SinkItem, native};
 use crate::image::{Artifact, Blob, BlobSource, Digest, Image, ImageName, ImageRef, Platform, RawManifest};
 use crate::progress::Progress;
 use crate::registry::{self, BlobOutcome, Credentials, PushReport, RegistryClient, RegistryError};
@@ -286,25 +286,40 @@ where
     if targets.is_empty() {
         return Ok((build(None).await?, Vec::new()));
     }
-    let (sink, blobs) = tokio::sync::mpsc::unbounded_channel::<Blob>();
+    let (sink, blobs) = tokio::sync::mpsc::unbounded_channel::<SinkItem>();
     // The sink moves into the build and is dropped when it ends, which ends the stream of blobs below.
     let building = async { build(Some(sink)).await.map_err(PublishError::from) };
     let pushing = async {
         let mut seen = BTreeSet::new();
         let received = stream::unfold(blobs, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
         let jobs = received
-            .filter(move |b| std::future::ready(seen.insert(b.descriptor.digest.clone())))
-            .flat_map(|b| stream::iter((0..targets.len()).map(move |i| (i, b.clone()))));
-        let results: Vec<(usize, Digest, BlobOutcome)> = jobs
-            .map(|(i, blob)| async move {
-                let outcome = registry::push_blob_to(client, &targets[i], &blob, progress).await?;
-                Ok::<_, PublishError>((i, blob.descriptor.digest, outcome))
+            .filter(move |item| {
+                std::future::ready(match item {
+                    SinkItem::Blob(b) => seen.insert(b.descriptor.digest.clone()),
+                    SinkItem::Growing(_) => true,
+                })
+            })
+            .flat_map(|item| stream::iter((0..targets.len()).map(move |i| (i, item.clone()))));
+        let results: Vec<Option<(usize, Digest, BlobOutcome)>> = jobs
+            .map(|(i, item)| async move {
+                match item {
+                    SinkItem::Blob(blob) => {
+                        let outcome = registry::push_blob_to(client, &targets[i], &blob, progress).await?;
+                        Ok::<_, PublishError>(Some((i, blob.descriptor.digest, outcome)))
+                    }
+                    // A blob streamed as it is written; when the stream fails, the push uploads the finished file.
+                    SinkItem::Growing(growing) => {
+                        Ok(registry::push_growing_to(client, &targets[i], &growing, progress)
+                            .await
+                            .map(|(digest, outcome)| (i, digest, outcome)))
+                    }
+                }
             })
             .buffer_unordered(client.options().jobs)
             .try_collect()
             .await?;
         let mut done = vec![BTreeMap::new(); targets.len()];
-        for (i, digest, outcome) in results {
+        for (i, digest, outcome) in results.into_iter().flatten() {
             done[i].insert(digest, outcome);
         }
         Ok(done)

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Mode, Registry, RunResult, Workflow, push_busybox_base, run_ok, tar_entries, tool};
-use octopush::builder::BuildError;
-use octopush::image::{Blob, BlobSource, Descriptor, Digest, ImageName, media_type};
+use octopush::builder::{BuildError, SinkItem};
+use octopush::image::{Blob, BlobSource, Descriptor, Digest, Growing, ImageName, media_type};
 use octopush::progress::Quiet;
 use octopush::publish::{PublishError, push_while};
 use octopush::registry::{BlobOutcome, ClientOptions, RegistryClient, RegistryError};
@@ -211,9 +211,9 @@ async fn a_layer_is_in_the_registry_before_the_build_returns() {
     let sent = blob.clone();
     let (seen_during_build, ahead) = push_while(&client, std::slice::from_ref(&target), &Quiet, |sink| async move {
         let sink = sink.expect("a sink when there are targets");
-        sink.send(sent.clone()).unwrap();
+        sink.send(sent.clone().into()).unwrap();
         // The same blob again (a layer shared by two platforms) must not go up twice.
-        sink.send(sent).unwrap();
+        sink.send(sent.into()).unwrap();
         // The "build" goes on only once the registry holds the layer: without overlapping uploads it never would.
         for _ in 0..600 {
             let puts = tokio::task::block_in_place(|| registry_ref.blob_puts());
@@ -233,6 +233,78 @@ async fn a_layer_is_in_the_registry_before_the_build_returns() {
     assert!(registry.has_blob("octo-org/overlap", digest.as_str()));
 }
 
+/// A layer announced while it is written (the engine's export does so) is streamed up as it grows: the upload
+/// session is open before its last byte is written, and the registry holds the finished blob under its digest,
+/// sent in one streamed PATCH and confirmed by the PUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_growing_layer_is_streamed_up_while_it_is_written() {
+    let registry = Registry::start(Mode::Anonymous);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("growing.gz");
+    let data = noise(3 << 20, 21);
+    let digest = Digest::of(&data);
+    let target = ImageName::parse(&format!("{}/octo-org/growing", registry.host())).unwrap();
+    let client = client();
+    let registry_ref = &registry;
+    let (opened_before_the_end, done) = push_while(&client, std::slice::from_ref(&target), &Quiet, |sink| {
+        let (path, data, digest) = (path.clone(), data.clone(), digest.clone());
+        async move {
+            let out = std::fs::File::create(&path).unwrap();
+            let (growing, finisher) = Growing::new(std::fs::File::open(&path).unwrap());
+            sink.expect("a sink").send(SinkItem::Growing(growing)).unwrap();
+            let mut writer = finisher.writer(&out);
+            let (first, rest) = data.split_at(1 << 20);
+            std::io::Write::write_all(&mut writer, first).unwrap();
+            // The session is opened on the announcement: the registry sees the POST before the blob is complete.
+            let mut opened = false;
+            for _ in 0..600 {
+                opened = tokio::task::block_in_place(|| !registry_ref.requests("POST", "/blobs/uploads/").is_empty());
+                if opened {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            std::io::Write::write_all(&mut writer, rest).unwrap();
+            let descriptor = Descriptor::new(media_type::OCI_LAYER_GZIP, digest, data.len() as u64);
+            finisher.finish(Blob { descriptor, source: BlobSource::File(path) });
+            Ok::<_, BuildError>(opened)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(opened_before_the_end, "no upload session was opened while the layer was written");
+    assert_eq!(done[0].get(&digest), Some(&BlobOutcome::Uploaded(3 << 20)));
+    assert!(registry.has_blob("octo-org/growing", digest.as_str()));
+    assert!(registry.get_blob("octo-org/growing", digest.as_str()) == data, "the registry holds other bytes");
+    let log = registry.access_log();
+    assert_eq!(registry.requests("PATCH", "/blobs/uploads/").len(), 1, "one streamed PATCH: {log}");
+    assert_eq!(registry.blob_puts(), 1, "{log}");
+}
+
+/// A growing layer whose writer fails is not reported pushed: the push leaves it to the upload of finished blobs
+/// (which has none to send), cancels the session, and writes no blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_growing_layer_whose_writer_fails_is_not_reported_pushed() {
+    let registry = Registry::start(Mode::Anonymous);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.gz");
+    let target = ImageName::parse(&format!("{}/octo-org/broken", registry.host())).unwrap();
+    let client = client();
+    let ((), done) = push_while(&client, std::slice::from_ref(&target), &Quiet, |sink| async move {
+        let out = std::fs::File::create(&path).unwrap();
+        let (growing, finisher) = Growing::new(std::fs::File::open(&path).unwrap());
+        sink.expect("a sink").send(SinkItem::Growing(growing)).unwrap();
+        std::io::Write::write_all(&mut finisher.writer(&out), &noise(1 << 20, 5)).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        finisher.fail("the engine's export broke off".into());
+        Ok::<_, BuildError>(())
+    })
+    .await
+    .unwrap();
+    assert!(done[0].is_empty(), "{:?}", done[0]);
+    assert_eq!(registry.blob_puts(), 0, "{}", registry.access_log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_upload_error_ends_the_build_with_that_error() {
     let registry = Registry::start(Mode::htpasswd("octocat", "s3cr3t-p4ss"));
@@ -241,7 +313,7 @@ async fn an_early_upload_error_ends_the_build_with_that_error() {
     let target = ImageName::parse(&format!("{}/octo-org/denied", registry.host())).unwrap();
     let client = client();
     let run = push_while(&client, std::slice::from_ref(&target), &Quiet, |sink| async move {
-        sink.expect("a sink").send(blob).unwrap();
+        sink.expect("a sink").send(blob.into()).unwrap();
         // A build that would never end on its own: only the upload's error can end it.
         std::future::pending::<()>().await;
         Ok::<(), BuildError>(())

@@ -127,7 +127,16 @@ fn buildkit_builds_run_and_octopush_pushes_to_a_token_registry() {
     );
     for layer in &layers[1..] {
         assert_eq!(bed.registry.upload_puts_of(layer), 1, "{layer} uploaded once:\n{}", bed.registry.access_log());
+        // Streamed while it was compressed (one PATCH as it grew, then the PUT), not uploaded after.
+        let line = out.lines().find(|l| l.contains(&format!("uploaded {}… (", &layer[..19])));
+        assert!(line.is_some_and(|l| l.ends_with(") as it was compressed")), "{layer}: {out}");
     }
+    assert_eq!(
+        octopush_requests(&bed.registry, "PATCH", "/blobs/uploads/"),
+        layers.len() - 1,
+        "one streamed PATCH per new layer:\n{}",
+        bed.registry.access_log()
+    );
     // The new layers hold what RUN and COPY made.
     let mut files = std::collections::BTreeMap::new();
     for layer in &layers[1..] {

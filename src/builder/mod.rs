@@ -117,7 +117,24 @@ impl BaseResolver for ScratchOnly {
 /// being compressed, so a publisher can start uploading it ([`build_with_sink`]). The same blob can come twice
 /// (a layer shared by two platforms); layers of stages the image is not built from (a `COPY --from` source
 /// stage) are not sent.
-pub type LayerSink = tokio::sync::mpsc::UnboundedSender<Blob>;
+pub type LayerSink = tokio::sync::mpsc::UnboundedSender<SinkItem>;
+
+/// What a build sends its [`LayerSink`]: one item a layer, so the size of the larger variant does not matter.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
+pub enum SinkItem {
+    /// A layer blob, written.
+    Blob(Blob),
+    /// A layer blob still being written (the engine's layers, compressed as the export streams): a push can
+    /// stream it as it grows. Its finished blob is not sent again.
+    Growing(crate::image::Growing),
+}
+
+impl From<Blob> for SinkItem {
+    fn from(blob: Blob) -> SinkItem {
+        SinkItem::Blob(blob)
+    }
+}
 
 /// Builds `plan`'s target with the builder `choice` names (as [`choose`] picked it), sending each new layer blob
 /// to `sink` as soon as it is written.

@@ -4,6 +4,7 @@
 
 mod config;
 mod digest;
+mod growing;
 mod manifest;
 mod name;
 
@@ -14,6 +15,7 @@ use bytes::Bytes;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::{Digest, HashingWriter, InvalidDigest, digest_file};
+pub use growing::{Finisher, Growing, GrowingWriter};
 pub use manifest::{Descriptor, Index, Manifest, Platform, media_type, to_canonical_json};
 pub use name::{ImageName, ImageRef, InvalidName, is_loopback_host, is_valid_tag, registry_host};
 

@@ -47,7 +47,7 @@ pub use auth::{Challenge, Credentials, parse_challenges, repository_scope};
 pub use docker_config::{DockerConfig, DockerConfigError, IDENTITY_TOKEN_USER};
 pub use error::{Action, ErrorEntry, PUSH_PERMISSION_HINT, RegistryError, parse_envelope};
 pub use pull::{read_image_for, read_images, resolve_image, resolve_index};
-pub use push::{BlobOutcome, PushReport, push, push_after, push_blob_to};
+pub use push::{BlobOutcome, PushReport, push, push_after, push_blob_to, push_growing_to};
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use tags::Deleted;
 /// An error and its causes on one line, each once, with secrets scrubbed.

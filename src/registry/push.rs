@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::blobs::Mount;
 use super::transport::Target;
 use super::{Action, RegistryClient, RegistryError};
-use crate::image::{Artifact, Blob, BlobSource, Digest, ImageName, RawManifest, is_valid_tag};
+use crate::image::{Artifact, Blob, BlobSource, Digest, Growing, ImageName, RawManifest, is_valid_tag};
 use crate::progress::{Progress, human_bytes};
 
 /// What a push did, for outputs and the job summary.
@@ -66,6 +66,44 @@ pub async fn push_blob_to(
     progress: &dyn Progress,
 ) -> Result<BlobOutcome, RegistryError> {
     push_blob(client, &Target::new(target, Action::Push), blob, progress).await
+}
+
+/// Streams a blob that is still being written to `target` as it grows ([`RegistryClient::upload_growing`]);
+/// returns its digest and outcome once the registry confirmed it. `None` when the stream did not go through (a
+/// registry that refuses a streamed PATCH, a dropped connection, a writer that failed): the push then uploads the
+/// finished blob from its file as any other ([`push_after`]), with retries, and reports any error it meets.
+pub async fn push_growing_to(
+    client: &RegistryClient,
+    target: &ImageName,
+    growing: &Growing,
+    progress: &dyn Progress,
+) -> Option<(Digest, BlobOutcome)> {
+    let t = Target::new(target, Action::Push);
+    let sent = Arc::new(AtomicU64::new(0));
+    let upload = client.upload_growing(&t, growing, &sent);
+    tokio::pin!(upload);
+    let every = client.options().progress_interval.max(std::time::Duration::from_millis(10));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let uploaded = loop {
+        tokio::select! {
+            r = &mut upload => break r,
+            _ = tick.tick() => progress.info(&format!(
+                "uploading a layer as it is compressed: {} so far", human_bytes(sent.load(Ordering::Relaxed))
+            )),
+        }
+    };
+    match uploaded {
+        Ok(blob) => {
+            let d = blob.descriptor;
+            progress.info(&format!("uploaded {} ({}) as it was compressed", short(&d.digest), human_bytes(d.size)));
+            Some((d.digest, BlobOutcome::Uploaded(d.size)))
+        }
+        Err(e) => {
+            progress
+                .debug(&format!("streaming a layer to {target} as it was compressed failed ({e}); uploading it whole"));
+            None
+        }
+    }
 }
 
 /// [`push`], where the blobs in `done` were already pushed to `target` ([`push_blob_to`]): they are not asked

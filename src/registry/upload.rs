@@ -1,6 +1,7 @@
 //! Blob uploads that stream from their source (a file, bytes, or another registry's GET) and never hold a layer in
 //! memory: one streaming PUT up to the monolithic threshold, fixed-size PATCH chunks above it. A failed upload is
-//! restarted as a whole, from a new POST, by reopening its source.
+//! restarted as a whole, from a new POST, by reopening its source. A blob still being written (a layer the
+//! engine's export is compressing) goes up in one streamed PATCH as it grows, then the PUT with its digest.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use url::Url;
 
 use super::transport::{Body, Target};
 use super::{Action, RegistryClient, RegistryError};
-use crate::image::{Blob, BlobSource, Digest, ImageName};
+use crate::image::{Blob, BlobSource, Digest, Growing, ImageName};
 
 const OCTET_STREAM: &str = "application/octet-stream";
 
@@ -95,6 +96,55 @@ impl RegistryClient {
         } else {
             self.put_chunked(t, blob, location.clone(), source, &sent).await
         };
+        if result.is_err() {
+            self.cancel_upload(t, location).await;
+        }
+        result
+    }
+
+    /// Uploads a blob while it is written, as `docker push` uploads a layer it compresses: POST, one PATCH whose
+    /// body streams the bytes as they reach the file (the registry API's stream upload), and once the writer is
+    /// done the PUT with the digest, which the registry checks. Returns the finished blob. Not retried: the
+    /// stream cannot be replayed, and the caller uploads the finished file instead ([`super::push_growing_to`]).
+    pub(crate) async fn upload_growing(
+        &self,
+        t: &Target,
+        growing: &Growing,
+        sent: &Arc<AtomicU64>,
+    ) -> Result<Blob, RegistryError> {
+        let mut location = self.start_upload(t).await?;
+        let result = async {
+            let counter = sent.clone();
+            let chunks = growing.chunks().inspect_ok(move |c| {
+                counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+            });
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+            let body = Body::Stream(Some(reqwest::Body::wrap_stream(chunks)));
+            let send = self.send(t, Method::PATCH, location.clone(), headers, body, None);
+            let resp = self.watch(sent, &t.name.registry, "a layer's upload as it is compressed", send).await?;
+            if !resp.status().is_success() {
+                return Err(self.error_for(t, "upload session", &Method::PATCH, &location, resp).await);
+            }
+            location = resolve_location(&location, resp.headers()).unwrap_or(location.clone());
+            let blob = growing
+                .finished()
+                .await
+                .map_err(|e| RegistryError::Io { path: Default::default(), source: std::io::Error::other(e) })?;
+            let offset = sent.load(Ordering::Relaxed);
+            if offset != blob.descriptor.size {
+                return Err(self.short_source(&blob, offset));
+            }
+            let url = with_digest(&location, &blob.descriptor.digest);
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+            let timeout = Some(self.inner.options.timeout);
+            let resp = self.send(t, Method::PUT, url.clone(), headers, Body::Empty, timeout).await?;
+            self.finish_upload(t, blob.descriptor.digest.clone(), &url, resp).await?;
+            Ok(blob)
+        }
+        .await;
         if result.is_err() {
             self.cancel_upload(t, location).await;
         }

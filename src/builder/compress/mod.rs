@@ -17,7 +17,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::image::{Blob, BlobSource, Descriptor, HashingWriter, Layer, media_type};
+use crate::image::{Blob, BlobSource, Descriptor, Growing, HashingWriter, Layer, media_type};
 
 mod gzip;
 #[cfg(test)]
@@ -111,27 +111,58 @@ pub(crate) fn write_layer_with(
     compression: Compression,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<Layer> {
+    write_layer_announced(dir, compression, None, write)
+}
+
+/// [`write_layer_with`], handing the blob to `announce` as a [`Growing`] blob before its first byte is written,
+/// so a push can stream it while it is compressed. The growing blob ends as the layer's blob, or with the error.
+pub(crate) fn write_layer_announced(
+    dir: &Path,
+    compression: Compression,
+    announce: Option<&dyn Fn(Growing)>,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<Layer> {
     let tmp = tempfile::Builder::new().prefix(".layer-").tempfile_in(dir)?;
-    let blob = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    let encoder = compression.encoder(blob, default_threads())?;
-    // Blocks of tar go to the encoder whole rather than 512 bytes at a time.
-    let mut tar = HashingWriter::new(io::BufWriter::with_capacity(256 << 10, encoder));
-    write(&mut tar)?;
-    let (diff_id, _, buffered) = tar.finish();
-    let encoder = buffered.into_inner().map_err(|e| e.into_error())?;
-    let (digest, size, mut out) = encoder.finish()?.finish();
-    out.flush()?;
-    drop(out);
-    tmp.as_file().sync_all()?;
-    let path = dir.join(format!("{}-{}.{}", digest.algorithm(), digest.hex(), compression.extension()));
-    tmp.persist(&path).map_err(|e| e.error)?;
-    Ok(Layer {
-        blob: Blob {
-            descriptor: Descriptor::new(compression.media_type(), digest, size),
-            source: BlobSource::File(path),
-        },
-        diff_id,
-    })
+    let finisher = match announce {
+        Some(announce) => {
+            let (growing, finisher) = Growing::new(tmp.reopen()?);
+            announce(growing);
+            Some(finisher)
+        }
+        None => None,
+    };
+    let written = (|| -> io::Result<Layer> {
+        let file: Box<dyn Write + '_> = match &finisher {
+            Some(f) => Box::new(f.writer(tmp.as_file())),
+            None => Box::new(tmp.as_file()),
+        };
+        let blob = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
+        let encoder = compression.encoder(blob, default_threads())?;
+        // Blocks of tar go to the encoder whole rather than 512 bytes at a time.
+        let mut tar = HashingWriter::new(io::BufWriter::with_capacity(256 << 10, encoder));
+        write(&mut tar)?;
+        let (diff_id, _, buffered) = tar.finish();
+        let encoder = buffered.into_inner().map_err(|e| e.into_error())?;
+        let (digest, size, mut out) = encoder.finish()?.finish();
+        out.flush()?;
+        drop(out);
+        tmp.as_file().sync_all()?;
+        let path = dir.join(format!("{}-{}.{}", digest.algorithm(), digest.hex(), compression.extension()));
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(Layer {
+            blob: Blob {
+                descriptor: Descriptor::new(compression.media_type(), digest, size),
+                source: BlobSource::File(path),
+            },
+            diff_id,
+        })
+    })();
+    match (finisher, &written) {
+        (Some(f), Ok(layer)) => f.finish(layer.blob.clone()),
+        (Some(f), Err(e)) => f.fail(e.to_string()),
+        (None, _) => {}
+    }
+    written
 }
 
 /// The threads to compress on: every core this process may use.

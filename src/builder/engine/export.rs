@@ -7,8 +7,9 @@
 //! - a layer whose diff_id equals the base image's at the same depth is the base's blob, still in its registry:
 //!   it is skipped in the archive (never stored, compressed or uploaded; the push mounts or HEAD-skips it);
 //! - a layer compressed before (same diff_id and codec, in the layer cache) is taken from the cache;
-//! - every other layer is compressed on every core as it is read, and handed to the push at once, so uploads
-//!   overlap the rest of the export. What a layer is shows before its bytes: from its name (`blobs/sha256/`),
+//! - every other layer is compressed on every core as it is read, and announced to the push before its first
+//!   byte ([`SinkItem::Growing`]), so its upload streams while it is compressed and uploads overlap the rest of
+//!   the export. What a layer is shows before its bytes: from its name (`blobs/sha256/`),
 //!   or from its directory's `json`, which comes first and whose v1 ID hashes the layer's chain ID
 //!   ([`super::v1_ids`]). Only a layer that neither explains is spooled to the work directory and hashed
 //!   first. A layer the archive already holds compressed (an engine whose image store keeps compressed blobs)
@@ -26,9 +27,9 @@ use futures_util::TryStreamExt as _;
 
 use super::client::{Engine, describe};
 use super::v1_ids::{chain_ids, depth_of};
-use crate::builder::compress::{Compression, write_layer_with};
-use crate::builder::{BuildError, LayerCache, LayerSink};
-use crate::image::{Blob, BlobSource, Descriptor, Digest, HashingWriter, Image, Layer, media_type};
+use crate::builder::compress::{Compression, write_layer_announced, write_layer_with};
+use crate::builder::{BuildError, LayerCache, LayerSink, SinkItem};
+use crate::image::{Blob, BlobSource, Descriptor, Digest, Growing, HashingWriter, Image, Layer, media_type};
 use crate::progress::{Progress, human_bytes};
 
 /// Entries this small are read into memory (configs, `manifest.json`); larger ones are spooled to disk.
@@ -157,7 +158,7 @@ pub async fn export(
 fn send(sink: Option<&LayerSink>, layer: &Layer) {
     if let Some(sink) = sink {
         // A closed sink (the publisher stopped on an error) is not the export's concern.
-        let _ = sink.send(layer.blob.clone());
+        let _ = sink.send(layer.blob.clone().into());
     }
 }
 
@@ -260,14 +261,21 @@ fn read_archive(
                 continue;
             }
             if wanted.new.contains(&d) && !layers.contains_key(&d) {
-                let layer = write_layer_with(dir, compression, |out| io::copy(&mut entry, out).map(drop))?;
+                // Announced to the push before its first byte: it is streamed up while it is compressed.
+                let announce = |growing: Growing| {
+                    if let Some(sink) = sink {
+                        let _ = sink.send(SinkItem::Growing(growing));
+                    }
+                };
+                let announce = sink.map(|_| &announce as &dyn Fn(Growing));
+                let layer =
+                    write_layer_announced(dir, compression, announce, |out| io::copy(&mut entry, out).map(drop))?;
                 if layer.diff_id != d {
                     return Err(io::Error::other(format!(
                         "{name} does not hold the layer {d} its name or v1 ID says (it is {})",
                         layer.diff_id
                     )));
                 }
-                send(sink, &layer);
                 layers.insert(d, layer);
                 streamed += 1;
                 continue;
