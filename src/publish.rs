@@ -320,7 +320,11 @@ where
             .await?;
         let mut done = vec![BTreeMap::new(); targets.len()];
         for (i, digest, outcome) in results.into_iter().flatten() {
-            done[i].insert(digest, outcome);
+            // A blob streamed up and then found there by a push of the same blob counts as uploaded.
+            let kept = done[i].entry(digest).or_insert(outcome);
+            if matches!(outcome, BlobOutcome::Uploaded(_)) {
+                *kept = outcome;
+            }
         }
         Ok(done)
     };

@@ -140,9 +140,18 @@ impl RegistryClient {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
             headers.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
             let timeout = Some(self.inner.options.timeout);
-            let resp = self.send(t, Method::PUT, url.clone(), headers, Body::Empty, timeout).await?;
-            self.finish_upload(t, blob.descriptor.digest.clone(), &url, resp).await?;
-            Ok(blob)
+            // A push of the same blob from a finished file (another platform's identical layer) waits for this
+            // PUT under the blob's lock, then finds the blob there instead of sending it again.
+            let lock = self.blob_lock(&t.name, &blob.descriptor.digest);
+            let put = async {
+                let _only_one = lock.lock().await;
+                let resp = self.send(t, Method::PUT, url.clone(), headers, Body::Empty, timeout).await?;
+                self.finish_upload(t, blob.descriptor.digest.clone(), &url, resp).await
+            }
+            .await;
+            drop(lock);
+            self.prune_blob_locks();
+            put.map(|()| blob)
         }
         .await;
         if result.is_err() {
