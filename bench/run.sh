@@ -343,6 +343,7 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 SH
   : > "$W/cur"
+  sync
   if run "floor/w5push" bash "$dir/floor.sh" "$dir" "$REG" "floor/w5push-r$rep"; then
     r=$(awk '{printf "%.2f %d %.2f\n", $1, $2, $3 + $4}' "$W/cur")
   else r=fail; fi
@@ -361,15 +362,15 @@ w5_push() {
   if ! DOCKER_BUILDKIT=1 timeout "$TMO" "$DOCKER" build -q --network none -t "$src" "$W/ctx-run" >>"$LOG" 2>&1; then
     echo "    FAILED (w5push build), see $LOG" >&2; return
   fi
-  rm -rf "$W/octopush-cache"
+  rm -rf "$W/octopush-cache"; sync
   r=$(one_run octopush w5push "$rep" "octopush/w5push-r$rep"); echo "w5push octopush $rep $r" >> "$RES"
   echo "   rep $rep w5-push octopush: $r"
   if [[ " $TOOLS " == *" octopush-zstd "* ]]; then
-    rm -rf "$W/octopush-cache"
+    rm -rf "$W/octopush-cache"; sync
     r=$(one_run octopush-zstd w5push "$rep" "octopush-zstd/w5push-r$rep"); echo "w5push octopush-zstd $rep $r" >> "$RES"
     echo "   rep $rep w5-push octopush-zstd: $r"
   fi
-  $DOCKER tag "$src" "$REG/docker/w5push-r$rep:t"
+  $DOCKER tag "$src" "$REG/docker/w5push-r$rep:t"; sync
   r=$(one_run docker w5push "$rep" "docker/w5push-r$rep"); echo "w5push docker $rep $r" >> "$RES"
   echo "   rep $rep w5-push docker: $r"
   w5_floor "$rep" "$src"
@@ -378,6 +379,9 @@ w5_push() {
     -w "%{time_starttransfer} %{time_total} %{size_download}\n" >> "$W/save.tsv"
 }
 
+# a machine still busy with the set-up (package installs, data generation, a build) would slow the first runs:
+# wait up to a minute for the one-minute load average to fall under 0.5
+for _ in $(seq 1 30); do awk '{exit !($1 < 0.5)}' /proc/loadavg && break; sleep 2; done
 START=$(date +%s)
 echo "== load before: $(uptime)"
 for rep in $(seq 1 "$REPEAT"); do
@@ -392,6 +396,8 @@ for rep in $(seq 1 "$REPEAT"); do
         docker/*) clean_docker;;
         octopush*/*) rm -rf "$W/octopush-cache";;
       esac
+      # what the previous run wrote is on disk before this one starts, so its writeback is nobody's cost
+      sync
       r=$(one_run "$tool" "$wl" "$rep" "$repo"); echo "$wl $tool $rep $r" >> "$RES"
       echo "   rep $rep $wl $tool: $r  (wall s, peak RSS KiB, CPU s[, dockerd VmHWM KiB, dockerd CPU s])"
       if [ "$wl" = w1 ]; then   # w3: the same publish again, unchanged data, warm state, same repository and tag
