@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use super::engine::{self, Engine};
 use super::native;
-use super::{BaseResolver, BuildError, BuildOptions, LayerSink, Plan};
+use super::{BaseResolver, BuildError, BuildOptions, Compression, LayerSink, Plan};
 use crate::dockerfile::{CopyArgs, Dockerfile, InstructionKind};
 use crate::image::{Artifact, Digest, Image};
 use crate::progress::{Progress, Quiet};
@@ -122,11 +122,15 @@ pub(crate) async fn build_with_sink<R: BaseResolver>(
         file = plan.label,
     ));
     let tail = native::Tail::new(opts, plan, split.from, progress)?;
+    // The same tail as plain tars, for the engine, which would only decompress its layers (outside the layer
+    // cache: nothing is pushed from it).
+    let plain_opts = BuildOptions { compression: Compression::Uncompressed, cache_dir: None, ..opts.clone() };
+    let plain_tail = native::Tail::new(&plain_opts, plan, split.from, progress)?;
     // One connection for the build ahead, the final load and the cleanup after a failure, made when first needed.
     let engine = tokio::sync::OnceCell::new();
     let connected = || engine.get_or_try_init(|| async { Engine::connect(opts.engine.endpoint.clone()).await });
     let (built_tx, mut built_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (ahead_tx, ahead_rx) = tokio::sync::oneshot::channel::<Image>();
+    let (ahead_tx, ahead_rx) = tokio::sync::oneshot::channel::<()>();
     // The engine's part, then the tail on the exported image. Its layers are found in the build's memo where the
     // build ahead wrote the same.
     let ahead_sink = sink.clone();
@@ -143,42 +147,51 @@ pub(crate) async fn build_with_sink<R: BaseResolver>(
         // What the final load needs of the engine's image: its ID (to remove it once superseded) and its layers.
         let built_id = built.config_blob().descriptor.digest.to_string();
         let engine_layers: BTreeSet<Digest> = layer_digests(&built).collect();
-        let early = ahead_rx.await.ok();
+        let _ = ahead_rx.await;
         let image = tail.build(built, bases, progress, sink).await?;
-        Ok((built_id, engine_layers, early, image))
+        Ok((built_id, engine_layers, image))
     };
-    // While the engine's image is exported, the tail is built ahead on the settings the engine reports, then
-    // loaded into the engine, so the layers it writes, their uploads and the engine's copy of them are ready
-    // early. Quietly: the build on the exported image says what it does. Its layers go to the sink as they are
-    // written (the push sends each blob once: the build on the exported image finds and sends the same).
+    // While the engine's image is exported, the tail is built ahead on the settings the engine reports, twice at
+    // once: in the build's compression, its layers going to the push as they are written (the build on the
+    // exported image finds them in the memo and the push sends each blob once), and as plain tars loaded into the
+    // engine, so the engine's copy is ready early too. Quietly: the build on the exported image says what it does.
+    // Gives the image loaded ahead and the diff_ids of its native layers.
     let ahead = async {
         let id = built_rx.recv().await?;
         let engine = connected().await.ok()?;
         let settings = engine.image_settings(&id).await.ok()?;
-        let held: BTreeSet<Digest> = layer_digests(&settings).collect();
-        let image = tail.build(settings, &super::ScratchOnly, &Quiet, ahead_sink).await.ok()?;
-        let _ = ahead_tx.send(image.clone());
-        engine::load(engine, &image, &[], &held).await.ok()
+        let for_push = async {
+            let _ = tail.build(settings.clone(), &super::ScratchOnly, &Quiet, ahead_sink).await;
+            let _ = ahead_tx.send(());
+        };
+        let for_engine = async {
+            let plain = plain_tail.build(settings.clone(), &super::ScratchOnly, &Quiet, None).await.ok()?;
+            let held: BTreeSet<Digest> = layer_digests(&settings).collect();
+            let id = engine::load(engine, &plain, &[], &held).await.ok()?;
+            let below = settings.layers().len();
+            Some((id, plain.layers()[below..].iter().map(|l| l.diff_id.clone()).collect::<BTreeSet<Digest>>()))
+        };
+        tokio::join!(for_push, for_engine).1
     };
     let (done, loaded_ahead) = tokio::join!(engine_then_tail, ahead);
-    let (built_id, mut held, early, image) = match done {
+    let (built_id, mut held, image) = match done {
         Ok(done) => done,
         Err(e) => {
-            if let (Some(id), Ok(engine)) = (&loaded_ahead, connected().await) {
+            if let (Some((id, _)), Ok(engine)) = (&loaded_ahead, connected().await) {
                 engine.remove_image(id).await;
             }
             return Err(e);
         }
     };
-    // The layers loaded ahead are the engine's too, where the build on the exported image wrote the same.
-    if let Some(early) = early.filter(|_| loaded_ahead.is_some()) {
-        let written: BTreeSet<Digest> = layer_digests(&image).collect();
-        held.extend(layer_digests(&early).filter(|d| written.contains(d)));
+    // The layers loaded ahead are the engine's too, where the build on the exported image laid the same tar.
+    if let Some((_, native)) = &loaded_ahead {
+        let same = image.layers().iter().filter(|l| native.contains(&l.diff_id));
+        held.extend(same.map(|l| l.blob.descriptor.digest.clone()));
     }
     let tags = &opts.engine.tags;
     let named = if tags.is_empty() { String::new() } else { format!(" as {}", tags.join(", ")) };
     let mut superseded = vec![built_id];
-    superseded.extend(loaded_ahead);
+    superseded.extend(loaded_ahead.map(|(id, _)| id));
     let loaded = match connected().await {
         Ok(engine) => load(engine, opts, &image, &held, &superseded).await,
         Err(e) => Err(e.to_string()),

@@ -37,6 +37,9 @@ pub enum Compression {
     #[default]
     Gzip,
     Zstd,
+    /// Plain tar, not an input value: layers handed to a local engine, which would only decompress them (a split
+    /// build's tail loaded ahead). Never pushed.
+    Uncompressed,
 }
 
 impl Compression {
@@ -55,6 +58,7 @@ impl Compression {
         match self {
             Compression::Gzip => "gzip",
             Compression::Zstd => "zstd",
+            Compression::Uncompressed => "uncompressed",
         }
     }
 
@@ -63,6 +67,7 @@ impl Compression {
         match self {
             Compression::Gzip => media_type::OCI_LAYER_GZIP,
             Compression::Zstd => media_type::OCI_LAYER_ZSTD,
+            Compression::Uncompressed => media_type::OCI_LAYER_TAR,
         }
     }
 
@@ -71,6 +76,7 @@ impl Compression {
         match self {
             Compression::Gzip => "tar.gz",
             Compression::Zstd => "tar.zst",
+            Compression::Uncompressed => "tar",
         }
     }
 
@@ -84,6 +90,7 @@ impl Compression {
                  32 KiB dictionaries before each deflated run, a new compressor for each"
             }
             Compression::Zstd => "zstd 3, libzstd 1.5.7, multi-threaded, 4 MiB jobs, checksum",
+            Compression::Uncompressed => "tar",
         }
     }
 
@@ -98,6 +105,7 @@ impl Compression {
                 e.include_checksum(true)?;
                 Encoder::Zstd(e)
             }
+            Compression::Uncompressed => Encoder::Plain(out),
         })
     }
 }
@@ -174,6 +182,7 @@ pub(crate) fn default_threads() -> usize {
 pub(crate) enum Encoder<W: Write> {
     Gzip(ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
+    Plain(W),
 }
 
 impl<W: Write> Encoder<W> {
@@ -181,6 +190,7 @@ impl<W: Write> Encoder<W> {
         match self {
             Encoder::Gzip(g) => g.finish(),
             Encoder::Zstd(z) => z.finish(),
+            Encoder::Plain(w) => Ok(w),
         }
     }
 }
@@ -190,6 +200,7 @@ impl<W: Write> Write for Encoder<W> {
         match self {
             Encoder::Gzip(g) => g.write(buf),
             Encoder::Zstd(z) => z.write(buf),
+            Encoder::Plain(w) => w.write(buf),
         }
     }
 
