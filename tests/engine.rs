@@ -533,6 +533,17 @@ fn auto_builds_up_to_the_last_run_on_the_engine_and_lays_the_rest_natively() {
     ]);
     assert_eq!(owner, "4242:4343\n", "--chown=app:app read the user and group RUN added");
 
+    // With zstd layers too (which Engine 20.10 cannot pull), the engine holds the image under its tag, and it
+    // runs.
+    let zstd = wf("auto", "octo-org/app/split-zstd").input("compression", "zstd").run();
+    zstd.assert_success();
+    let zstd_ref = format!("{host}/octo-org/app/split-zstd:latest");
+    assert!(zstd.stdout.contains(&format!("into the engine as {zstd_ref}")), "{}", zstd.dump());
+    assert!(!zstd.stdout.contains("did not take"), "{}", zstd.dump());
+    let (manifest, _) = bed.registry.get_manifest_json("octo-org/app/split-zstd", "latest");
+    assert_eq!(manifest["layers"][4]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd", "{manifest}");
+    assert_eq!(d.docker_ok(&["run", "--rm", "--network", "none", &zstd_ref]), expected, "the engine's copy runs");
+
     // `builder: engine` makes the same image of it: same settings, history and files.
     let whole = wf("engine", "octo-org/app/whole").run();
     whole.assert_success();

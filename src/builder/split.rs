@@ -9,9 +9,10 @@
 //!
 //! The split is taken only where the native builder does exactly what BuildKit does: a single platform, and
 //! after the last `RUN` only `COPY` from the context and metadata instructions (no `ADD`, no `COPY --from`). The
-//! result is loaded into the engine under the build's tags (only the native layers are sent; the engine holds the
-//! rest), so a later step can `docker run` it and the `imageid` output is the engine's image ID, as for a
-//! build made wholly by the engine. `builder: engine` builds everything on the engine.
+//! native layers are loaded into the engine ahead, as plain tars, and then the result under the build's tags
+//! (its config alone: the engine holds every layer by then), so a later step can `docker run` it and the
+//! `imageid` output is the engine's image ID, as for a build made wholly by the engine. `builder: engine`
+//! builds everything on the engine.
 //!
 //! What differs from a build made wholly by BuildKit is what differs between the native builder and BuildKit on
 //! a registry base: files dated `source_date_epoch` rather than the context's times, and no empty layer for a
