@@ -123,10 +123,14 @@ pub(crate) async fn build_with_sink<R: BaseResolver>(
         file = plan.label,
     ));
     let tail = native::Tail::new(opts, plan, split.from, progress)?;
-    // The same tail as plain tars, for the engine, which would only decompress its layers (outside the layer
-    // cache: nothing is pushed from it).
+    // With gzip, the same tail as plain tars for the engine: laid at once, it is loaded without waiting for gzip,
+    // and the engine has nothing to decompress (outside the layer cache: nothing is pushed from it). zstd is
+    // fast enough both ways that laying the tail twice costs more than it saves (bench/RESULTS.md).
     let plain_opts = BuildOptions { compression: Compression::Uncompressed, cache_dir: None, ..opts.clone() };
-    let plain_tail = native::Tail::new(&plain_opts, plan, split.from, progress)?;
+    let plain_tail = match opts.compression {
+        Compression::Gzip => Some(native::Tail::new(&plain_opts, plan, split.from, progress)?),
+        Compression::Zstd | Compression::Uncompressed => None,
+    };
     // One connection for the build ahead, the final load and the cleanup after a failure, made when first needed.
     let engine = tokio::sync::OnceCell::new();
     let connected = || engine.get_or_try_init(|| async { Engine::connect(opts.engine.endpoint.clone()).await });
@@ -152,27 +156,40 @@ pub(crate) async fn build_with_sink<R: BaseResolver>(
         let image = tail.build(built, bases, progress, sink).await?;
         Ok((built_id, engine_layers, image))
     };
-    // While the engine's image is exported, the tail is built ahead on the settings the engine reports, twice at
-    // once: in the build's compression, its layers going to the push as they are written (the build on the
-    // exported image finds them in the memo and the push sends each blob once), and as plain tars loaded into the
-    // engine, so the engine's copy is ready early too. Quietly: the build on the exported image says what it does.
-    // Gives the image loaded ahead and the diff_ids of its native layers.
+    // While the engine's image is exported, the tail is built ahead on the settings the engine reports: in the
+    // build's compression, its layers going to the push as they are written (the build on the exported image
+    // finds them in the memo and the push sends each blob once), and loaded into the engine (as plain tars laid
+    // beside it, or once it is built), so the engine's copy is ready early too. Quietly: the build on the exported
+    // image says what it does. Gives the image loaded ahead and its diff_ids.
     let ahead = async {
         let id = built_rx.recv().await?;
         let engine = connected().await.ok()?;
         let settings = engine.image_settings(&id).await.ok()?;
+        let below = settings.layers().len();
+        let engine_held: Vec<Digest> = layer_digests(&settings).collect();
+        // The engine holds the layers below the tail; a tail layer whose blob is the same as one of them (a plain
+        // tar's digest is its diff_id) is sent all the same, as the engine lacks it at its place in the chain.
+        let load_ahead = |image: Image| async move {
+            let native: BTreeSet<Digest> =
+                image.layers().get(below..)?.iter().map(|l| l.blob.descriptor.digest.clone()).collect();
+            let held: BTreeSet<Digest> = engine_held.into_iter().filter(|d| !native.contains(d)).collect();
+            let id = engine::load(engine, &image, &[], &held).await.ok()?;
+            Some((id, image.layers().iter().map(|l| l.diff_id.clone()).collect::<Vec<Digest>>()))
+        };
         let for_push = async {
-            let _ = tail.build(settings.clone(), &super::ScratchOnly, &Quiet, ahead_sink).await;
+            let built = tail.build(settings.clone(), &super::ScratchOnly, &Quiet, ahead_sink).await.ok();
             let _ = ahead_tx.send(());
+            built
         };
-        let for_engine = async {
-            let plain = plain_tail.build(settings.clone(), &super::ScratchOnly, &Quiet, None).await.ok()?;
-            let held: BTreeSet<Digest> = layer_digests(&settings).collect();
-            let id = engine::load(engine, &plain, &[], &held).await.ok()?;
-            let below = settings.layers().len();
-            Some((id, plain.layers()[below..].iter().map(|l| l.diff_id.clone()).collect::<BTreeSet<Digest>>()))
-        };
-        tokio::join!(for_push, for_engine).1
+        match &plain_tail {
+            Some(plain_tail) => {
+                let for_engine = async {
+                    load_ahead(plain_tail.build(settings.clone(), &super::ScratchOnly, &Quiet, None).await.ok()?).await
+                };
+                tokio::join!(for_push, for_engine).1
+            }
+            None => load_ahead(for_push.await?).await,
+        }
     };
     let (done, loaded_ahead) = tokio::join!(engine_then_tail, ahead);
     let (built_id, mut held, image) = match done {
@@ -184,10 +201,11 @@ pub(crate) async fn build_with_sink<R: BaseResolver>(
             return Err(e);
         }
     };
-    // The layers loaded ahead are the engine's too, where the build on the exported image laid the same tar.
-    if let Some((_, native)) = &loaded_ahead {
-        let same = image.layers().iter().filter(|l| native.contains(&l.diff_id));
-        held.extend(same.map(|l| l.blob.descriptor.digest.clone()));
+    // The layers loaded ahead are the engine's too, as deep as the build on the exported image laid the same
+    // tars in the same order (the engine knows a layer by its chain: it and every layer below it).
+    if let Some((_, ahead)) = &loaded_ahead {
+        let same = image.layers().iter().zip(ahead).take_while(|(l, d)| &l.diff_id == *d).count();
+        held.extend(layer_digests(&image).take(same));
     }
     let tags = &opts.engine.tags;
     let named = if tags.is_empty() { String::new() } else { format!(" as {}", tags.join(", ")) };

@@ -2,9 +2,9 @@
 //! before its digest is known so that a push can stream it as it grows (as `docker push` streams a layer it
 //! compresses) instead of starting when the last byte is written.
 //!
-//! The writer side ([`Growing::writer`]) sits under the compressor's buffer and tells how many bytes reached the
-//! file after each write; [`Growing::finish`] gives the finished blob (digest, size, final path), or
-//! [`Growing::fail`] says why there will be none. Each reader ([`Growing::chunks`]) reads the file with positional
+//! The writer side ([`Finisher::writer`]) sits under the compressor's buffer and tells how many bytes reached the
+//! file after each write; [`Finisher::finish`] gives the finished blob (digest, size, final path), or
+//! [`Finisher::fail`] says why there will be none. Each reader ([`Growing::chunks`]) reads the file with positional
 //! reads on a descriptor opened before the file is renamed after its digest, so any number of readers (one per
 //! push target) go at their own pace, and none holds more than one chunk in memory.
 

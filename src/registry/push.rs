@@ -88,7 +88,8 @@ pub async fn push_growing_to(
         tokio::select! {
             r = &mut upload => break r,
             _ = tick.tick() => progress.info(&format!(
-                "uploading a layer as it is compressed: {} so far", human_bytes(sent.load(Ordering::Relaxed))
+                "uploading a layer to {target} as it is compressed: {} so far",
+                human_bytes(sent.load(Ordering::Relaxed))
             )),
         }
     };

@@ -135,18 +135,12 @@ impl RegistryClient {
             if offset != blob.descriptor.size {
                 return Err(self.short_source(&blob, offset));
             }
-            let url = with_digest(&location, &blob.descriptor.digest);
-            let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
-            let timeout = Some(self.inner.options.timeout);
-            // A push of the same blob from a finished file (another platform's identical layer) waits for this
-            // PUT under the blob's lock, then finds the blob there instead of sending it again.
+            // A push of the same blob from a finished file that starts after this point (another platform's
+            // identical layer) waits for this PUT under the blob's lock, then finds the blob there.
             let lock = self.blob_lock(&t.name, &blob.descriptor.digest);
             let put = async {
                 let _only_one = lock.lock().await;
-                let resp = self.send(t, Method::PUT, url.clone(), headers, Body::Empty, timeout).await?;
-                self.finish_upload(t, blob.descriptor.digest.clone(), &url, resp).await
+                self.put_digest(t, &location, &blob.descriptor.digest).await
             }
             .await;
             drop(lock);
@@ -265,12 +259,18 @@ impl RegistryClient {
         if offset != d.size {
             return Err(self.short_source(blob, offset));
         }
-        let url = with_digest(&location, &d.digest);
+        self.put_digest(t, &location, &d.digest).await
+    }
+
+    /// The PUT that ends an upload whose bytes were sent by PATCH: no body, the digest in the query.
+    async fn put_digest(&self, t: &Target, location: &Url, digest: &Digest) -> Result<(), RegistryError> {
+        let url = with_digest(location, digest);
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
         headers.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+        let timeout = Some(self.inner.options.timeout);
         let resp = self.send(t, Method::PUT, url.clone(), headers, Body::Empty, timeout).await?;
-        self.finish_upload(t, d.digest.clone(), &url, resp).await
+        self.finish_upload(t, digest.clone(), &url, resp).await
     }
 
     /// Fills `buf` from the source unless it ends first; returns how much was read.

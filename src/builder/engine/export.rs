@@ -7,9 +7,9 @@
 //! - a layer whose diff_id equals the base image's at the same depth is the base's blob, still in its registry:
 //!   it is skipped in the archive (never stored, compressed or uploaded; the push mounts or HEAD-skips it);
 //! - a layer compressed before (same diff_id and codec, in the layer cache) is taken from the cache;
-//! - every other layer is compressed on every core as it is read, and announced to the push before its first
-//!   byte ([`SinkItem::Growing`]), so its upload streams while it is compressed and uploads overlap the rest of
-//!   the export. What a layer is shows before its bytes: from its name (`blobs/sha256/`),
+//! - every other layer is compressed on every core as it is read; a large one is announced to the push before
+//!   its first byte ([`SinkItem::Growing`]), so its upload streams while it is compressed, and a small one is
+//!   handed over once written, so uploads overlap the rest of the export. What a layer is shows before its bytes: from its name (`blobs/sha256/`),
 //!   or from its directory's `json`, which comes first and whose v1 ID hashes the layer's chain ID
 //!   ([`super::v1_ids`]). Only a layer that neither explains is spooled to the work directory and hashed
 //!   first. A layer the archive already holds compressed (an engine whose image store keeps compressed blobs)
@@ -34,6 +34,10 @@ use crate::progress::{Progress, human_bytes};
 
 /// Entries this small are read into memory (configs, `manifest.json`); larger ones are spooled to disk.
 const SMALL: u64 = 4 << 20;
+
+/// Layers from this size on (uncompressed) are streamed up while they are compressed. Below it the upload
+/// would gain little, and a finished blob lets the push ask the registry for it first.
+const STREAM_FROM: u64 = 16 << 20;
 
 /// What the export needs to know before reading the archive.
 pub struct Export<'a> {
@@ -261,13 +265,15 @@ fn read_archive(
                 continue;
             }
             if wanted.new.contains(&d) && !layers.contains_key(&d) {
-                // Announced to the push before its first byte: it is streamed up while it is compressed.
+                // A large layer is announced to the push before its first byte and streamed up while it is
+                // compressed; a small one goes once written (the push asks the registry for it first).
                 let announce = |growing: Growing| {
                     if let Some(sink) = sink {
                         let _ = sink.send(SinkItem::Growing(growing));
                     }
                 };
-                let announce = sink.map(|_| &announce as &dyn Fn(Growing));
+                let streamed_up = sink.is_some() && size >= STREAM_FROM;
+                let announce = streamed_up.then_some(&announce as &dyn Fn(Growing));
                 let layer =
                     write_layer_announced(dir, compression, announce, |out| io::copy(&mut entry, out).map(drop))?;
                 if layer.diff_id != d {
@@ -275,6 +281,9 @@ fn read_archive(
                         "{name} does not hold the layer {d} its name or v1 ID says (it is {})",
                         layer.diff_id
                     )));
+                }
+                if !streamed_up {
+                    send(sink, &layer);
                 }
                 layers.insert(d, layer);
                 streamed += 1;
