@@ -126,11 +126,12 @@ pub(crate) async fn build_with_sink<R: BaseResolver>(
     // With gzip, the same tail as plain tars for the engine: laid at once, it is loaded without waiting for gzip,
     // and the engine has nothing to decompress (outside the layer cache: nothing is pushed from it). zstd is
     // fast enough both ways that laying the tail twice costs more than it saves (bench/RESULTS.md).
-    let plain_opts = BuildOptions { compression: Compression::Uncompressed, cache_dir: None, ..opts.clone() };
-    let plain_tail = match opts.compression {
-        Compression::Gzip => Some(native::Tail::new(&plain_opts, plan, split.from, progress)?),
-        Compression::Zstd | Compression::Uncompressed => None,
-    };
+    let plain_opts = (opts.compression == Compression::Gzip).then(|| BuildOptions {
+        compression: Compression::Uncompressed,
+        cache_dir: None,
+        ..opts.clone()
+    });
+    let plain_tail = plain_opts.as_ref().map(|o| native::Tail::new(o, plan, split.from, progress)).transpose()?;
     // One connection for the build ahead, the final load and the cleanup after a failure, made when first needed.
     let engine = tokio::sync::OnceCell::new();
     let connected = || engine.get_or_try_init(|| async { Engine::connect(opts.engine.endpoint.clone()).await });

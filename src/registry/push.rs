@@ -81,18 +81,10 @@ pub async fn push_growing_to(
     let t = Target::new(target, Action::Push);
     let sent = Arc::new(AtomicU64::new(0));
     let upload = client.upload_growing(&t, growing, &sent);
-    tokio::pin!(upload);
-    let every = client.options().progress_interval.max(std::time::Duration::from_millis(10));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let uploaded = loop {
-        tokio::select! {
-            r = &mut upload => break r,
-            _ = tick.tick() => progress.info(&format!(
-                "uploading a layer to {target} as it is compressed: {} so far",
-                human_bytes(sent.load(Ordering::Relaxed))
-            )),
-        }
-    };
+    let uploaded = with_progress(client, progress, &sent, upload, |n| {
+        format!("uploading a layer to {target} as it is compressed: {} so far", human_bytes(n))
+    })
+    .await;
     match uploaded {
         Ok(blob) => {
             let d = blob.descriptor;
@@ -328,20 +320,33 @@ async fn push_blob_locked(
     }
     let sent = Arc::new(AtomicU64::new(0));
     let upload = client.upload_blob_with(t, blob, session, &sent);
+    with_progress(client, progress, &sent, upload, |n| {
+        format!("uploading {}: {} of {}", short(&d.digest), human_bytes(n), human_bytes(d.size))
+    })
+    .await?;
+    let verb = if matches!(blob.source, BlobSource::Registry(_)) { "copied" } else { "uploaded" };
+    progress.info(&format!("{verb} {} ({})", short(&d.digest), human_bytes(d.size)));
+    Ok(BlobOutcome::Uploaded(d.size))
+}
+
+/// Runs an upload, logging `line(bytes sent so far)` every progress interval until it ends (plain lines: Actions
+/// logs are not terminals).
+async fn with_progress<T>(
+    client: &RegistryClient,
+    progress: &dyn Progress,
+    sent: &AtomicU64,
+    upload: impl std::future::Future<Output = T>,
+    line: impl Fn(u64) -> String,
+) -> T {
     tokio::pin!(upload);
     let every = client.options().progress_interval.max(std::time::Duration::from_millis(10));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tokio::select! {
-            r = &mut upload => { r?; break; }
-            _ = tick.tick() => progress.info(&format!(
-                "uploading {}: {} of {}", short(&d.digest), human_bytes(sent.load(Ordering::Relaxed)), human_bytes(d.size)
-            )),
+            r = &mut upload => return r,
+            _ = tick.tick() => progress.info(&line(sent.load(Ordering::Relaxed))),
         }
     }
-    let verb = if matches!(blob.source, BlobSource::Registry(_)) { "copied" } else { "uploaded" };
-    progress.info(&format!("{verb} {} ({})", short(&d.digest), human_bytes(d.size)));
-    Ok(BlobOutcome::Uploaded(d.size))
 }
 
 /// `sha256:0123456789ab…`, as progress lines show digests.

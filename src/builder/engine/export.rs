@@ -9,11 +9,11 @@
 //! - a layer compressed before (same diff_id and codec, in the layer cache) is taken from the cache;
 //! - every other layer is compressed on every core as it is read; a large one is announced to the push before
 //!   its first byte ([`SinkItem::Growing`]), so its upload streams while it is compressed, and a small one is
-//!   handed over once written, so uploads overlap the rest of the export. What a layer is shows before its bytes: from its name (`blobs/sha256/`),
-//!   or from its directory's `json`, which comes first and whose v1 ID hashes the layer's chain ID
-//!   ([`super::v1_ids`]). Only a layer that neither explains is spooled to the work directory and hashed
-//!   first. A layer the archive already holds compressed (an engine whose image store keeps compressed blobs)
-//!   is used as it is.
+//!   handed over once written, so uploads overlap the rest of the export. What a layer is shows before its
+//!   bytes: from its name (`blobs/sha256/`), or from its directory's `json`, which comes first and whose v1 ID
+//!   hashes the layer's chain ID ([`super::v1_ids`]). Only a layer that neither explains is spooled to the work
+//!   directory and hashed first. A layer the archive already holds compressed (an engine whose image store
+//!   keeps compressed blobs) is used as it is.
 //!
 //! When the cache holds the config and every new layer (an unchanged rebuild, which BuildKit answers from its
 //! cache with the same image ID), the archive is not read at all.
